@@ -1,0 +1,139 @@
+/** Bench options: flags override BENCH_* environment variables override defaults. */
+export interface BenchOptions {
+  subscribers: number;
+  tracks: number;
+  comments: number;
+  rate: number;
+  viaNginx: boolean;
+  /** Subscriber processes: 0 = in the main process. */
+  workers: number;
+  subscribersPerUser: number;
+  connectConcurrency: number;
+  settleMs: number;
+  /** Quiet time after every subscriber connected, before RSS is read. */
+  idleMs: number;
+  /** Warm-up POSTs per replica (to a track nobody watches) before anything is measured. */
+  warmup: number;
+  outDir: string;
+  label: string;
+}
+
+export const DEFAULTS: BenchOptions = {
+  subscribers: 10000,
+  tracks: 100,
+  comments: 1000,
+  rate: 200,
+  viaNginx: false,
+  workers: 1,
+  subscribersPerUser: 10,
+  connectConcurrency: 200,
+  settleMs: 5000,
+  idleMs: 2000,
+  warmup: 50,
+  outDir: 'bench-results',
+  label: '',
+};
+
+export const SMOKE: Partial<BenchOptions> = { subscribers: 200, tracks: 4, comments: 50, rate: 50 };
+
+interface Spec {
+  key: keyof BenchOptions;
+  kind: 'int' | 'bool' | 'string';
+  min?: number;
+  help: string;
+}
+
+const SPECS: Record<string, Spec> = {
+  '--subscribers': {
+    key: 'subscribers',
+    kind: 'int',
+    min: 1,
+    help: 'SSE subscribers (BENCH_SUBSCRIBERS)',
+  },
+  '--tracks': { key: 'tracks', kind: 'int', min: 1, help: 'tracks the subscribers spread over' },
+  '--comments': { key: 'comments', kind: 'int', min: 1, help: 'comments to post' },
+  '--rate': { key: 'rate', kind: 'int', min: 1, help: 'comments per second (open loop)' },
+  '--via-nginx': { key: 'viaNginx', kind: 'bool', help: 'connect and post through nginx' },
+  '--workers': {
+    key: 'workers',
+    kind: 'int',
+    min: 0,
+    help: 'subscriber processes (0 = in-process)',
+  },
+  '--subscribers-per-user': {
+    key: 'subscribersPerUser',
+    kind: 'int',
+    min: 1,
+    help: 'streams sharing one user',
+  },
+  '--connect-concurrency': {
+    key: 'connectConcurrency',
+    kind: 'int',
+    min: 1,
+    help: 'streams opened at once',
+  },
+  '--settle-ms': {
+    key: 'settleMs',
+    kind: 'int',
+    min: 0,
+    help: 'wait for missing deliveries after the last POST',
+  },
+  '--idle-ms': { key: 'idleMs', kind: 'int', min: 0, help: 'idle time before the RSS reading' },
+  '--warmup': { key: 'warmup', kind: 'int', min: 0, help: 'warm-up POSTs per replica' },
+  '--out': { key: 'outDir', kind: 'string', help: 'results directory' },
+  '--label': { key: 'label', kind: 'string', help: 'name for this run in the results file' },
+};
+
+const envName = (flag: string) => 'BENCH_' + flag.slice(2).replace(/-/g, '_').toUpperCase();
+
+export function usage(): string {
+  const lines = Object.entries(SPECS).map(
+    ([flag, s]) =>
+      `  ${(flag + (s.kind === 'bool' ? '' : ' <v>')).padEnd(28)} ${s.help} [${String(DEFAULTS[s.key])}]`,
+  );
+  return [
+    'usage: npm run bench -- [options]   (each option also as env BENCH_<NAME>, e.g. BENCH_RATE=100)',
+    '  --smoke                      200 subscribers, 4 tracks, 50 comments at 50/s',
+    ...lines,
+  ].join('\n');
+}
+
+export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions {
+  const opts: BenchOptions = { ...DEFAULTS };
+  const set = (flag: string, spec: Spec, raw: string) => {
+    if (spec.kind === 'bool') {
+      (opts[spec.key] as boolean) = raw === '' || raw === '1' || raw === 'true';
+    } else if (spec.kind === 'int') {
+      const n = Number(raw);
+      if (!Number.isInteger(n) || n < (spec.min ?? 0)) {
+        throw new Error(
+          `${flag} must be an integer >= ${spec.min ?? 0}, got ${JSON.stringify(raw)}`,
+        );
+      }
+      (opts[spec.key] as number) = n;
+    } else {
+      (opts[spec.key] as string) = raw;
+    }
+  };
+  if (env.BENCH_SMOKE === '1' || argv.includes('--smoke')) Object.assign(opts, SMOKE);
+  for (const [flag, spec] of Object.entries(SPECS)) {
+    const v = env[envName(flag)];
+    if (v !== undefined && v !== '') set(flag, spec, v);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--smoke') continue;
+    const [flag, inline] = arg.includes('=')
+      ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+      : [arg, undefined];
+    const spec = SPECS[flag!];
+    if (!spec) throw new Error(`unknown option ${arg}\n${usage()}`);
+    if (spec.kind === 'bool') set(flag!, spec, inline ?? '');
+    else {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      set(flag!, spec, v);
+    }
+  }
+  return opts;
+}

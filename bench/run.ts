@@ -1,0 +1,618 @@
+/**
+ * `npm run bench`: SSE fan-out benchmark of the replicated mode on loopback.
+ *
+ * Starts a private redis-server, a fresh PostgreSQL database and two replicas
+ * (optionally nginx in front), seeds users/album/tracks over the admin API,
+ * opens N authenticated SSE subscribers over T tracks, posts C comments at R/s
+ * and reports delivery latency, loss, duplicates, throughput, POST latency,
+ * RSS per open stream and CPU per process. Everything it starts is stopped at
+ * the end, also on error and SIGINT. `npm run bench -- --help` for options.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { startNginx, type RunningNginx } from '../test/support/nginx';
+import { startRedisServer } from '../test/support/redis-server';
+import {
+  startReplica,
+  TEST_ADMIN_TOKEN,
+  TEST_AUTH_SECRET,
+  userToken,
+  type Replica,
+} from '../test/support/replica';
+import { createTestDatabase } from '../test/support/test-db';
+import { nowMs, sleep } from './lib/clock';
+import { runLoad, type LoadPhase, type LoadResult } from './lib/load';
+import { parseOptions, usage, type BenchOptions } from './lib/options';
+import {
+  childPids,
+  cpuBetween,
+  findPids,
+  readNofileLimit,
+  readRssKb,
+  snapshotCpu,
+  type CpuPhase,
+  type CpuSnapshot,
+} from './lib/procstat';
+import { round } from './lib/stats';
+import { SubscriberPool, type Target } from './lib/subscriber-pool';
+
+const ROOT = path.resolve(__dirname, '..');
+const REPLICAS = 2;
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+/** Started replicas, for their output when the run fails. */
+const startedReplicas: Replica[] = [];
+
+/** Stops what was started, last first; safe to call twice (SIGINT during cleanup). */
+class Cleanup {
+  private readonly steps: { name: string; fn: () => Promise<unknown> }[] = [];
+  private running: Promise<void> | undefined;
+
+  add(name: string, fn: () => Promise<unknown>): void {
+    this.steps.push({ name, fn });
+  }
+
+  run(): Promise<void> {
+    this.running ??= (async () => {
+      for (const step of this.steps.reverse()) {
+        try {
+          await Promise.race([
+            step.fn(),
+            sleep(20000).then(() => Promise.reject(new Error('timed out after 20 s'))),
+          ]);
+        } catch (err) {
+          log(`cleanup: ${step.name}: ${(err as Error).message}`);
+        }
+      }
+    })();
+    return this.running;
+  }
+}
+
+/** Makes sure this process (and so every child it starts) may open enough files. */
+function ensureFdLimit(needed: number): { before: number; after: number; action: string } {
+  const before = readNofileLimit();
+  if (before.soft >= needed) {
+    return { before: before.soft, after: before.soft, action: 'none (enough)' };
+  }
+  // Node raises its own soft limit to the hard one at start; children inherit both.
+  // Raising the hard limit needs root (CAP_SYS_RESOURCE), which this machine has.
+  const target = Math.max(needed, before.hard === Infinity ? needed : before.hard);
+  execFileSync('prlimit', [`--pid=${process.pid}`, `--nofile=${target}:${target}`]);
+  const after = readNofileLimit();
+  if (after.soft < needed) {
+    throw new Error(`need ${needed} open files, limit is ${after.soft} (prlimit failed)`);
+  }
+  return {
+    before: before.soft,
+    after: after.soft,
+    action: `prlimit --nofile=${target}:${target} on the bench process`,
+  };
+}
+
+async function adminPut(base: string, pathname: string, body: unknown): Promise<void> {
+  const res = await fetch(`${base}${pathname}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (res.status !== 200 && res.status !== 201) {
+    throw new Error(`PUT ${pathname}: ${res.status} ${(await res.text()).slice(0, 300)}`);
+  }
+  await res.arrayBuffer();
+}
+
+async function inParallel<T>(
+  items: T[],
+  lanes: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(lanes, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+/** Open track streams per replica, from its /metrics (trackcomments_open_streams{kind="track"}). */
+async function openStreams(replica: Replica): Promise<number | null> {
+  try {
+    const text = await (await fetch(`${replica.url}/metrics`)).text();
+    const m = /^trackcomments_open_streams\{kind="track"\} (\d+(?:\.\d+)?)/m.exec(text);
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Median of a few RSS readings a little apart (a single reading can catch a GC in flight). */
+async function steadyRssKb(pid: number): Promise<number> {
+  const v: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    v.push(readRssKb(pid));
+    await sleep(100);
+  }
+  return v.sort((a, b) => a - b)[2]!;
+}
+
+interface RssReport {
+  pid: number;
+  streams: number;
+  streams_by_metrics: number | null;
+  before_kb: number;
+  idle_kb: number;
+  per_stream_kb: number;
+}
+
+function cpuReport(phase: CpuPhase, extra: Record<string, number> = {}) {
+  const processes: Record<string, { cpu_ms: number; pct_of_one_core: number }> = {};
+  let ours = 0;
+  for (const [name, ms] of Object.entries(phase.groupsMs)) {
+    ours += ms;
+    processes[name] = {
+      cpu_ms: round(ms, 0),
+      pct_of_one_core: round((ms * 100) / phase.wallMs, 1),
+    };
+  }
+  const machineMs = (phase.machineBusyPct / 100) * phase.cores * phase.wallMs;
+  return {
+    wall_ms: round(phase.wallMs, 0),
+    cores: phase.cores,
+    machine_busy_pct_of_all_cores: round(phase.machineBusyPct, 1),
+    processes,
+    /** Busy CPU of the machine not spent in the processes above (other users of the machine). */
+    other_processes_pct_of_one_core: round(((machineMs - ours) * 100) / phase.wallMs, 1),
+    ...extra,
+  };
+}
+
+async function bench(opts: BenchOptions, cleanup: Cleanup) {
+  const startedAt = new Date();
+  const t0 = nowMs();
+  const runTag = randomBytes(4).toString('hex');
+  const users = Math.ceil(opts.subscribers / opts.subscribersPerUser);
+  // A user's streams can all land on one replica (always when not proxied); 2x for slack.
+  const maxStreamsPerUser = opts.subscribersPerUser * 2;
+  const maxStreamsPerReplica = opts.subscribers + 1000;
+
+  // Each process holds at most: all subscriber sockets (generator), a replica's
+  // streams (+ pool/redis), nginx two per stream. 1,000 spare for everything else.
+  const perGenerator = Math.ceil(opts.subscribers / Math.max(1, opts.workers));
+  const fdLimit = ensureFdLimit(
+    Math.max(perGenerator, opts.viaNginx ? 2 * opts.subscribers : opts.subscribers) + 1000,
+  );
+  log(`fd limit: ${fdLimit.action} (soft ${fdLimit.before} -> ${fdLimit.after})`);
+  const loadAtStart = os.loadavg().map((v) => round(v, 2));
+  if (loadAtStart[0]! > os.cpus().length) {
+    log(
+      `warning: load average ${loadAtStart[0]} on ${os.cpus().length} cores: figures will be noisy`,
+    );
+  }
+
+  log('starting redis-server, database, replicas');
+  const redis = await startRedisServer();
+  cleanup.add('redis-server', () => redis.stop());
+  const db = await createTestDatabase();
+  cleanup.add('database', () => db.drop());
+  const dbName = new URL(db.url).pathname.slice(1);
+
+  const serverEnv: Record<string, string> = {
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    HOST: '127.0.0.1',
+    MAX_STREAMS_PER_USER: String(maxStreamsPerUser),
+    MAX_STREAMS_PER_REPLICA: String(maxStreamsPerReplica),
+    ...(opts.viaNginx ? { TRUST_PROXY: 'loopback' } : {}),
+  };
+  const replicas: Replica[] = [];
+  const started = await Promise.allSettled(
+    Array.from({ length: REPLICAS }, () =>
+      startReplica({
+        env: {
+          ...serverEnv,
+          DATABASE_URL: db.url,
+          REDIS_URL: redis.url,
+          AUTH_SECRET: TEST_AUTH_SECRET,
+          ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+        },
+        timeoutMs: 60000,
+      }),
+    ),
+  );
+  for (const s of started) {
+    if (s.status === 'fulfilled') {
+      const r = s.value;
+      replicas.push(r);
+      startedReplicas.push(r);
+      cleanup.add(`replica :${r.port}`, async () => {
+        const timer = setTimeout(() => void r.kill(), 15000);
+        await r.stop('SIGTERM');
+        clearTimeout(timer);
+      });
+    }
+  }
+  const failedStart = started.find((s) => s.status === 'rejected');
+  if (failedStart) throw (failedStart as PromiseRejectedResult).reason;
+  log(`replicas: ${replicas.map((r) => `:${r.port} (pid ${r.pid})`).join(', ')}`);
+
+  let nginx: RunningNginx | undefined;
+  if (opts.viaNginx) {
+    nginx = await startNginx({
+      upstreams: replicas.map((r) => `127.0.0.1:${r.port}`),
+      streamsPerClient: opts.subscribers + 100,
+      writesPerSecond: Math.max(opts.rate * 2, 100),
+      writeBurst: Math.max(opts.rate, 100),
+    });
+    const n = nginx;
+    cleanup.add('nginx', () => n.stop());
+    log(`nginx: :${nginx.port} (pid ${nginx.pid})`);
+  }
+
+  // --- seed ---
+  const admin = replicas[0]!.url;
+  const creatorId = 1;
+  const userIds = Array.from({ length: users }, (_, i) => 1000 + i);
+  const trackIds = Array.from({ length: opts.tracks }, (_, t) => `bench-track-${t}`);
+  const warmupTrack = 'bench-warmup';
+  log(`seeding ${users + 1} users, 1 album, ${opts.tracks + 1} tracks`);
+  await adminPut(admin, `/api/admin/users/${creatorId}`, {
+    username: 'bench_creator',
+    is_creator: true,
+    is_team: false,
+  });
+  await adminPut(admin, '/api/admin/albums/1', { title: 'Bench album', created_by_id: creatorId });
+  await inParallel(userIds, 16, (id) =>
+    adminPut(admin, `/api/admin/users/${id}`, {
+      username: `bench_u${id}`,
+      is_creator: false,
+      is_team: false,
+    }),
+  );
+  await inParallel([...trackIds, warmupTrack], 16, (id) =>
+    adminPut(admin, `/api/admin/tracks/${id}`, {
+      title: `Track ${id}`,
+      album_id: 1,
+      duration_s: 600,
+    }),
+  );
+  const tokens = await Promise.all(userIds.map((id) => userToken(id, 3600)));
+
+  const direct: Target[] = replicas.map((r) => ({ host: '127.0.0.1', port: r.port }));
+  const viaProxy: Target[] | undefined = nginx
+    ? [{ host: '127.0.0.1', port: nginx.port }]
+    : undefined;
+
+  // --- warm-up: first requests pay for lazy loading and JIT; keep them out of the figures ---
+  if (opts.warmup > 0) {
+    log(`warm-up: ${opts.warmup} POSTs and one stream per replica`);
+    const warm = new SubscriberPool({
+      runTag: 'warmup',
+      trackIds: [warmupTrack],
+      targets: direct,
+      tokens,
+      subscribers: direct.map((_, i) => [i, 0, i, 0] as [number, number, number, number]),
+      connectConcurrency: direct.length,
+      reconnectDelayMs: 1000,
+    });
+    await warm.openAll();
+    for (const r of replicas) {
+      await inParallel(
+        Array.from({ length: opts.warmup }, (_, i) => i),
+        4,
+        async (i) => {
+          const res = await fetch(`${r.url}/api/tracks/${warmupTrack}/comments`, {
+            method: 'POST',
+            headers: {
+              authorization: `Bearer ${tokens[i % tokens.length]}`,
+              'content-type': 'application/json',
+            },
+            body: JSON.stringify({ content: `warm-up ${i}`, timestamp: 1 }),
+          });
+          await res.arrayBuffer();
+          if (res.status !== 201) throw new Error(`warm-up POST: ${res.status}`);
+        },
+      );
+    }
+    warm.close();
+  }
+
+  // --- measurement hooks ---
+  const pg = new Client({ connectionString: db.url });
+  pg.on('error', () => undefined);
+  await pg.connect();
+  cleanup.add('monitoring connection', () => pg.end());
+  const pgPids = async (): Promise<{ db: number[]; background: number[] }> => {
+    const rows = (
+      await pg.query<{ pid: number; datname: string | null; backend_type: string }>(
+        'SELECT pid, datname, backend_type FROM pg_stat_activity WHERE pid <> pg_backend_pid()',
+      )
+    ).rows;
+    return {
+      db: rows.filter((r) => r.datname === dbName).map((r) => r.pid),
+      background: rows.filter((r) => r.backend_type !== 'client backend').map((r) => r.pid),
+    };
+  };
+  const redisPids = findPids(
+    (cmd) => cmd.startsWith('redis-server') && cmd.includes(`:${redis.port}`),
+  );
+  let generatorPids: number[] = [process.pid];
+  const snapshot = async (): Promise<CpuSnapshot> => {
+    const pgp = await pgPids();
+    const groups: Record<string, number[]> = {};
+    replicas.forEach((r, i) => (groups[`replica-${i + 1}`] = [r.pid]));
+    groups['redis-server'] = redisPids;
+    groups['postgres (bench db backends)'] = pgp.db;
+    groups['postgres (background)'] = pgp.background;
+    if (nginx) groups['nginx'] = [nginx.pid, ...childPids(nginx.pid)];
+    groups['generator (main: poster)'] = [process.pid];
+    const workers = generatorPids.filter((p) => p !== process.pid);
+    if (workers.length) groups['generator (subscriber workers)'] = workers;
+    return snapshotCpu(groups, nowMs());
+  };
+
+  const rssBefore: number[] = [];
+  const rssIdle: number[] = [];
+  const streamsByMetrics: (number | null)[] = [];
+  const snaps: Partial<Record<LoadPhase, CpuSnapshot>> = {};
+  const onPhase = async (phase: LoadPhase, info: { generatorPids: number[] }) => {
+    generatorPids = info.generatorPids;
+    if (phase === 'before-connect') {
+      for (const r of replicas) rssBefore.push(await steadyRssKb(r.pid));
+      snaps['before-connect'] = await snapshot();
+    } else if (phase === 'connected') {
+      snaps.connected = await snapshot();
+      log(`idle ${opts.idleMs} ms, then reading RSS`);
+      await sleep(opts.idleMs);
+      for (const r of replicas) rssIdle.push(await steadyRssKb(r.pid));
+      for (const r of replicas) streamsByMetrics.push(await openStreams(r));
+    } else {
+      snaps[phase] = await snapshot();
+    }
+  };
+
+  // --- run ---
+  const load: LoadResult = await runLoad({
+    runTag,
+    trackIds,
+    subscriberTargets: viaProxy ?? direct,
+    postTargets: viaProxy ?? direct,
+    tokens,
+    subscribers: opts.subscribers,
+    subscribersPerUser: opts.subscribersPerUser,
+    comments: opts.comments,
+    rate: opts.rate,
+    workers: opts.workers,
+    connectConcurrency: opts.connectConcurrency,
+    settleMs: opts.settleMs,
+    reconnectDelayMs: 500,
+    onPhase,
+    log,
+  });
+
+  // --- report ---
+  const streamsOn = (i: number): number =>
+    viaProxy ? (streamsByMetrics[i] ?? NaN) : load.subscribers.perTarget[i]!;
+  const rss: RssReport[] = replicas.map((r, i) => {
+    const streams = streamsOn(i);
+    return {
+      pid: r.pid,
+      streams,
+      streams_by_metrics: streamsByMetrics[i] ?? null,
+      before_kb: rssBefore[i]!,
+      idle_kb: rssIdle[i]!,
+      per_stream_kb: round((rssIdle[i]! - rssBefore[i]!) / streams, 2),
+    };
+  });
+  const postWindow = cpuBetween(snaps['post-start']!, snaps.settled!);
+  const connectPhase = cpuBetween(snaps['before-connect']!, snaps.connected!);
+  const perDelivery: Record<string, number> = {};
+  if (!viaProxy) {
+    replicas.forEach((_, i) => {
+      const ms = postWindow.groupsMs[`replica-${i + 1}`]!;
+      perDelivery[`replica-${i + 1}`] = round(
+        (ms * 1000) / Math.max(1, load.uniquePerTarget[i]!),
+        1,
+      );
+    });
+  }
+  const result = {
+    label: opts.label || null,
+    started_at: startedAt.toISOString(),
+    duration_s: round((nowMs() - t0) / 1000, 1),
+    config: {
+      subscribers: opts.subscribers,
+      tracks: opts.tracks,
+      comments: opts.comments,
+      rate_per_s: opts.rate,
+      via_nginx: opts.viaNginx,
+      replicas: REPLICAS,
+      subscriber_workers: opts.workers,
+      users: users,
+      subscribers_per_user: opts.subscribersPerUser,
+      connect_concurrency: opts.connectConcurrency,
+      settle_ms: opts.settleMs,
+      warmup_posts_per_replica: opts.warmup,
+      server_env: serverEnv,
+      node: process.version,
+      cores: os.cpus().length,
+      load_average_at_start: loadAtStart,
+      fd_limit: fdLimit,
+    },
+    latency_ms: load.latencyMs,
+    latency_same_replica_ms: viaProxy ? null : load.latencySameTargetMs,
+    latency_cross_replica_ms: viaProxy ? null : load.latencyOtherTargetMs,
+    deliveries: {
+      expected: load.deliveries.expected,
+      received: load.deliveries.received,
+      unique: load.deliveries.unique,
+      lost: load.deliveries.lost,
+      duplicates: load.deliveries.duplicates,
+      per_s_post_window: load.deliveriesPerSPostWindow,
+      per_s_overall: load.deliveriesPerSOverall,
+      all_arrived: load.allArrived,
+      settle_ms: load.settleMs,
+      anomalies: {
+        unexpected: load.deliveries.unexpected,
+        misrouted: load.deliveries.misrouted,
+        id_regressions: load.deliveries.idRegressions,
+        foreign: load.deliveries.foreign,
+        other_events: load.deliveries.otherEvents,
+        unexpected_closes: load.deliveries.unexpectedCloses,
+        reconnects: load.deliveries.reconnects,
+        socket_errors: load.deliveries.socketErrors,
+        http_errors: load.deliveries.httpErrors,
+      },
+    },
+    posts: {
+      posted: load.comments.posted,
+      failed: load.comments.failed,
+      latency_ms: load.postLatencyMs,
+      achieved_rate_per_s: load.postRatePerS,
+      window_ms: load.postWindowMs,
+    },
+    subscribers: {
+      connected: load.subscribers.connected,
+      failed: load.subscribers.failed,
+      per_replica: viaProxy ? streamsByMetrics : load.subscribers.perTarget,
+      connect_phase_ms: load.subscribers.connectPhaseMs,
+      connect_ms: load.subscribers.connectMs,
+    },
+    rss_per_stream: {
+      replicas: rss,
+      mean_per_stream_kb: round(rss.reduce((a, r) => a + r.per_stream_kb, 0) / rss.length, 2),
+    },
+    cpu_post_window: cpuReport(postWindow, {}),
+    replica_cpu_us_per_delivery: viaProxy ? null : perDelivery,
+    cpu_connect_phase: cpuReport(connectPhase),
+    clock: {
+      source: 'process.hrtime (CLOCK_MONOTONIC, system-wide)',
+      worker_offset_ms_max_abs: load.clock.offsetMsMaxAbs,
+      worker_ping_rtt_ms_max: load.clock.rttMsMax,
+    },
+  };
+  return result;
+}
+
+type BenchResult = Awaited<ReturnType<typeof bench>>;
+
+function table(r: BenchResult): string {
+  const rows: [string, string][] = [];
+  const s = (x: { p50: number; p90: number; p99: number; max: number }) =>
+    `p50 ${x.p50}  p90 ${x.p90}  p99 ${x.p99}  max ${x.max}`;
+  const c = r.config;
+  rows.push([
+    'config',
+    `${c.subscribers} subscribers / ${c.tracks} tracks / ${c.comments} comments at ${c.rate_per_s}/s, ` +
+      `${c.replicas} replicas${c.via_nginx ? ' via nginx' : ''}, ${c.subscriber_workers} subscriber worker(s)`,
+  ]);
+  rows.push(['delivery latency (ms)', s(r.latency_ms)]);
+  if (r.latency_same_replica_ms) rows.push(['  same replica (ms)', s(r.latency_same_replica_ms)]);
+  if (r.latency_cross_replica_ms)
+    rows.push(['  cross replica (ms)', s(r.latency_cross_replica_ms)]);
+  const d = r.deliveries;
+  rows.push([
+    'deliveries',
+    `expected ${d.expected}, unique ${d.unique}, lost ${d.lost}, duplicates ${d.duplicates}`,
+  ]);
+  rows.push(['deliveries/s', `${d.per_s_post_window} (post window), ${d.per_s_overall} (overall)`]);
+  const a = d.anomalies;
+  rows.push([
+    'anomalies',
+    `misrouted ${a.misrouted}, id regressions ${a.id_regressions}, unexpected closes ${a.unexpected_closes}, ` +
+      `other events ${JSON.stringify(a.other_events)}`,
+  ]);
+  rows.push([
+    'POST latency (ms)',
+    `p50 ${r.posts.latency_ms.p50}  p99 ${r.posts.latency_ms.p99}  max ${r.posts.latency_ms.max}` +
+      ` (${r.posts.posted} ok, ${Object.values(r.posts.failed).reduce((x, y) => x + y, 0)} failed, ${r.posts.achieved_rate_per_s}/s)`,
+  ]);
+  rows.push([
+    'subscribers',
+    `${r.subscribers.connected} connected, ${r.subscribers.failed} failed, per replica ${JSON.stringify(r.subscribers.per_replica)}, ` +
+      `connect phase ${r.subscribers.connect_phase_ms} ms (p50 ${r.subscribers.connect_ms.p50} p99 ${r.subscribers.connect_ms.p99} ms per stream)`,
+  ]);
+  for (const [i, x] of r.rss_per_stream.replicas.entries()) {
+    rows.push([
+      `RSS replica-${i + 1}`,
+      `${x.before_kb} -> ${x.idle_kb} KB with ${x.streams} streams: ${x.per_stream_kb} KB/stream`,
+    ]);
+  }
+  rows.push(['RSS per stream (mean)', `${r.rss_per_stream.mean_per_stream_kb} KB`]);
+  const cpu = r.cpu_post_window;
+  rows.push([
+    'CPU, post window',
+    `${cpu.wall_ms} ms wall, machine ${cpu.machine_busy_pct_of_all_cores}% of ${cpu.cores} cores busy, ` +
+      `other processes ${cpu.other_processes_pct_of_one_core}% of a core`,
+  ]);
+  for (const [name, p] of Object.entries(cpu.processes)) {
+    rows.push([`  ${name}`, `${p.cpu_ms} ms = ${p.pct_of_one_core}% of a core`]);
+  }
+  if (r.replica_cpu_us_per_delivery) {
+    rows.push(['replica CPU per delivery', `${JSON.stringify(r.replica_cpu_us_per_delivery)} µs`]);
+  }
+  rows.push([
+    'clock',
+    `worker offset ≤ ${r.clock.worker_offset_ms_max_abs} ms (ping rtt ${r.clock.worker_ping_rtt_ms_max} ms)`,
+  ]);
+  rows.push([
+    'run',
+    `${r.duration_s} s, load average at start ${r.config.load_average_at_start.join(' ')}`,
+  ]);
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(usage());
+    return;
+  }
+  const opts = parseOptions(argv, process.env);
+  const cleanup = new Cleanup();
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) {
+      log(`${signal} again: exiting now`);
+      process.exit(130);
+    }
+    interrupted = true;
+    log(`${signal}: stopping everything`);
+    void cleanup.run().then(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const result = await bench(opts, cleanup);
+    const outDir = path.resolve(ROOT, opts.outDir);
+    fs.mkdirSync(outDir, { recursive: true });
+    const json = JSON.stringify(result, null, 2);
+    const stamp = result.started_at.replace(/[:.]/g, '-');
+    fs.writeFileSync(path.join(outDir, 'latest.json'), json + '\n');
+    fs.writeFileSync(
+      path.join(outDir, `bench-${stamp}${opts.label ? '-' + opts.label : ''}.json`),
+      json + '\n',
+    );
+    console.log(table(result));
+    console.log(json);
+    log(`results written to ${path.relative(ROOT, outDir)}/latest.json`);
+  } catch (err) {
+    log(`failed: ${(err as Error).stack ?? String(err)}`);
+    for (const r of startedReplicas) {
+      const out = r.output().trim();
+      if (out) log(`replica :${r.port} output (last 3000 chars):\n${out.slice(-3000)}`);
+    }
+    process.exitCode = 1;
+  } finally {
+    if (!interrupted) {
+      log('stopping everything');
+      await cleanup.run();
+    }
+  }
+}
+
+void main();

@@ -1,0 +1,125 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { jwtVerify, errors as joseErrors } from 'jose';
+import type { User } from '../domain/types';
+
+export class AuthError extends Error {
+  constructor(
+    readonly status: 401 | 403,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Reads one cookie from a Cookie header without a parser dependency. */
+export function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    if (part.slice(0, eq).trim() === name) {
+      const value = part.slice(eq + 1).trim();
+      try {
+        return decodeURIComponent(value);
+      } catch {
+        return value;
+      }
+    }
+  }
+  return undefined;
+}
+
+/** Bearer header first, then the `access_token` cookie. Never the query string (RFC 9700). */
+export function tokenFrom(headers: IncomingHttpHeaders): string | undefined {
+  const auth = headers.authorization;
+  if (auth !== undefined) {
+    const m = /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(auth);
+    if (!m) throw new AuthError(401, 'unauthenticated', 'Authorization must be "Bearer <token>"');
+    return m[1];
+  }
+  return readCookie(headers.cookie, 'access_token');
+}
+
+const SUB = /^[1-9][0-9]{0,9}$/;
+
+/**
+ * Verifies user JWTs (HS256, exp required, sub = decimal user id) and loads
+ * the user. Found users are cached briefly so hot paths (typing, posting)
+ * don't pay a query per request; role changes show within `cacheMs`.
+ */
+export class UserAuthenticator {
+  private readonly key: Uint8Array;
+  private readonly cache = new Map<number, { user: User; until: number }>();
+
+  constructor(
+    secret: string,
+    private readonly findUser: (id: number) => Promise<User | null>,
+    private readonly cacheMs = 2000,
+  ) {
+    this.key = new TextEncoder().encode(secret);
+  }
+
+  async authenticate(headers: IncomingHttpHeaders): Promise<User> {
+    const token = tokenFrom(headers);
+    if (!token)
+      throw new AuthError(
+        401,
+        'unauthenticated',
+        'a bearer token or access_token cookie is required',
+      );
+    let sub: string | undefined;
+    try {
+      const { payload } = await jwtVerify(token, this.key, {
+        algorithms: ['HS256'],
+        requiredClaims: ['exp', 'sub'],
+      });
+      // jose leaves the claim's type alone; RFC 7519 (and the contract) make `sub` a string.
+      sub = typeof payload.sub === 'string' ? payload.sub : undefined;
+    } catch (err) {
+      const expired = err instanceof joseErrors.JWTExpired;
+      throw new AuthError(401, 'unauthenticated', expired ? 'token expired' : 'invalid token');
+    }
+    if (!sub || !SUB.test(sub) || Number(sub) > 2147483647) {
+      throw new AuthError(401, 'unauthenticated', 'token subject is not a user id');
+    }
+    const id = Number(sub);
+    const hit = this.cache.get(id);
+    if (hit && hit.until > Date.now()) return hit.user;
+    const user = await this.findUser(id);
+    if (!user) throw new AuthError(401, 'unauthenticated', 'unknown user');
+    if (this.cache.size > 10000) this.cache.clear();
+    this.cache.set(id, { user, until: Date.now() + this.cacheMs });
+    return user;
+  }
+
+  /** Drops a cached user after the catalogue changed it on this replica. */
+  forget(id: number): void {
+    this.cache.delete(id);
+  }
+}
+
+/** The main application's static service token, compared in constant time. */
+export class AdminAuthenticator {
+  private readonly digest: Buffer;
+
+  constructor(adminToken: string) {
+    this.digest = createHash('sha256').update(adminToken).digest();
+  }
+
+  check(headers: IncomingHttpHeaders): void {
+    const auth = headers.authorization;
+    const m = auth ? /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(auth) : null;
+    if (!m)
+      throw new AuthError(
+        401,
+        'unauthenticated',
+        'the admin API needs Authorization: Bearer <ADMIN_TOKEN>',
+      );
+    const given = createHash('sha256').update(m[1]!).digest();
+    if (!timingSafeEqual(given, this.digest)) {
+      throw new AuthError(403, 'forbidden', 'not the admin token');
+    }
+  }
+}

@@ -1,0 +1,183 @@
+import { mentionedUsernames } from './mentions';
+import { DomainError, type Comment, type CommentCursor, type CommentOrder, type User } from './types';
+import type { CatalogStore } from '../store/catalog-store';
+import type { CommentStore } from '../store/comment-store';
+import type { NewEvent } from '../store/event-log';
+import { trackStream, userStream, type StoredEvent } from '../events/types';
+
+/** Receives a transaction's events right after it committed (the outbox relay publishes them). */
+export type CommittedEventsSink = (events: StoredEvent[]) => void;
+
+const notFound = (what: string) => new DomainError(404, 'not_found', `${what} not found`);
+
+/**
+ * Comment use cases: permissions, mention fan-out, and which events each
+ * change emits. Persistence and the events' transaction live in the store.
+ */
+export class CommentService {
+  constructor(
+    private readonly catalog: CatalogStore,
+    private readonly comments: CommentStore,
+    private readonly onCommitted: CommittedEventsSink,
+  ) {}
+
+  async list(
+    trackId: string,
+    opts: { order: CommentOrder; limit: number; cursor: CommentCursor | null },
+  ): Promise<{ comments: Comment[]; next: CommentCursor | null }> {
+    if (opts.cursor && opts.cursor.order !== opts.order) {
+      throw new DomainError(400, 'invalid_cursor', 'cursor was made for another order');
+    }
+    await this.requireTrack(trackId);
+    // One extra row tells whether another page exists.
+    const rows = await this.comments.list(trackId, {
+      order: opts.order,
+      limit: opts.limit + 1,
+      after: opts.cursor,
+    });
+    const page = rows.slice(0, opts.limit);
+    const last = page[page.length - 1];
+    const next =
+      rows.length > opts.limit && last
+        ? { order: opts.order, timestamp: last.timestamp, id: last.id }
+        : null;
+    return { comments: page, next };
+  }
+
+  async create(
+    author: User,
+    trackId: string,
+    input: { content: string; timestamp: number; parentId: number | null },
+  ): Promise<Comment> {
+    const track = await this.requireTrack(trackId);
+    if (track.duration_s !== null && input.timestamp > track.duration_s) {
+      throw new DomainError(
+        400,
+        'invalid_timestamp',
+        `timestamp must be between 0 and the track's duration (${track.duration_s} s)`,
+      );
+    }
+    if (input.parentId !== null) {
+      const parent = await this.comments.find(input.parentId);
+      if (!parent || parent.track_id !== trackId) {
+        throw new DomainError(400, 'invalid_parent', 'parent_id must name a comment on this track');
+      }
+    }
+    const mentioned = await this.catalog.findUsersByUsername(mentionedUsernames(input.content));
+    const recipients = mentionRecipients(
+      author.id,
+      mentioned.map((u) => u.id),
+      track.album_creator_id,
+    );
+    const { result, events } = await this.comments.create(
+      {
+        trackId,
+        userId: author.id,
+        content: input.content,
+        timestamp: input.timestamp,
+        parentId: input.parentId,
+        mentionUserIds: mentioned.map((u) => u.id),
+      },
+      (comment) => [
+        { stream: trackStream(trackId), type: 'new_comment', data: newCommentData(comment) },
+        ...recipients.map((userId) => mentionEvent(userId, comment, author)),
+      ],
+    );
+    this.onCommitted(events);
+    return result;
+  }
+
+  /** Only the author edits. Users named for the first time by the edit get a `mention`. */
+  async edit(editor: User, commentId: number, content: string): Promise<Comment> {
+    const current = await this.comments.find(commentId);
+    if (!current) throw notFound('comment');
+    if (current.user.id !== editor.id) {
+      throw new DomainError(403, 'forbidden', 'only the author can edit a comment');
+    }
+    const mentioned = await this.catalog.findUsersByUsername(mentionedUsernames(content));
+    const committed = await this.comments.edit(
+      commentId,
+      { content, mentionUserIds: mentioned.map((u) => u.id) },
+      (comment, added) => [
+        {
+          stream: trackStream(comment.track_id),
+          type: 'comment_edited',
+          data: {
+            type: 'comment_edited',
+            track_id: comment.track_id,
+            comment_id: comment.id,
+            content: comment.content,
+            timestamp: comment.timestamp,
+            is_edited: true,
+            last_edited_at: comment.last_edited_at,
+          },
+        },
+        ...added
+          .filter((userId) => userId !== editor.id)
+          .map((userId) => mentionEvent(userId, comment, editor)),
+      ],
+    );
+    if (!committed) throw notFound('comment');
+    this.onCommitted(committed.events);
+    return committed.result;
+  }
+
+  /** The author, the album's creator or a team member deletes; replies go with their parent. */
+  async delete(actor: User, commentId: number): Promise<void> {
+    const current = await this.comments.find(commentId);
+    if (!current) throw notFound('comment');
+    const track = await this.requireTrack(current.track_id);
+    const allowed =
+      current.user.id === actor.id || track.album_creator_id === actor.id || actor.is_team;
+    if (!allowed) {
+      throw new DomainError(
+        403,
+        'forbidden',
+        "only the author, the album's creator or the team can delete a comment",
+      );
+    }
+    const committed = await this.comments.delete(commentId, (ids) =>
+      ids.map((id) => ({
+        stream: trackStream(track.id),
+        type: 'comment_deleted' as const,
+        data: { type: 'comment_deleted' as const, track_id: track.id, comment_id: id },
+      })),
+    );
+    if (!committed) throw notFound('comment');
+    this.onCommitted(committed.events);
+  }
+
+  async requireTrack(trackId: string) {
+    const track = await this.catalog.findTrack(trackId);
+    if (!track) throw notFound('track');
+    return track;
+  }
+}
+
+/** Named users and the album's creator, each once, never the author. */
+export function mentionRecipients(
+  authorId: number,
+  mentionedIds: number[],
+  albumCreatorId: number,
+): number[] {
+  const ids = new Set([...mentionedIds, albumCreatorId]);
+  ids.delete(authorId);
+  return [...ids];
+}
+
+const newCommentData = (comment: Comment) => ({
+  type: 'new_comment' as const,
+  track_id: comment.track_id,
+  comment,
+});
+
+const mentionEvent = (userId: number, comment: Comment, from: User): NewEvent => ({
+  stream: userStream(userId),
+  type: 'mention',
+  data: {
+    type: 'mention',
+    track_id: comment.track_id,
+    comment,
+    from_user: { id: from.id, username: from.username },
+  },
+});

@@ -1,0 +1,65 @@
+/**
+ * The event model shared by the store (event log), the bus and the stream hub.
+ *
+ * A *stream* is an ordered, resumable sequence of events with its own ids:
+ *   - `track:<trackId>` – a track's stream (new_comment, comment_edited, comment_deleted)
+ *   - `user:<userId>`   – a user's personal stream (mention)
+ * Ephemeral events (user_typing) travel on a track stream's bus channel but
+ * have no seq: they are never stored and carry no SSE `id:`.
+ */
+
+export type StoredEventType = 'new_comment' | 'comment_edited' | 'comment_deleted' | 'mention';
+export type EphemeralEventType = 'user_typing';
+export type EventType = StoredEventType | EphemeralEventType;
+
+/** The SSE `data` object: always carries `type` and `track_id`. */
+export interface EventData {
+  type: EventType;
+  track_id: string;
+  [key: string]: unknown;
+}
+
+/** An event as stored in the log (and as published on the bus after commit). */
+export interface StoredEvent {
+  stream: string;
+  /** Strictly increasing within `stream`, in commit order; the SSE `id:`. */
+  seq: number;
+  type: StoredEventType;
+  data: EventData;
+}
+
+/** What travels on the bus: a stored event, or an ephemeral one (seq null). */
+export interface BusMessage {
+  stream: string;
+  seq: number | null;
+  type: EventType;
+  /** JSON text of the event's `data` object, serialised once by the publisher. */
+  data: string;
+}
+
+export const trackStream = (trackId: string): string => `track:${trackId}`;
+export const userStream = (userId: number): string => `user:${userId}`;
+
+/** Head of a stream in the log: the last seq handed out and the oldest still retained. */
+export interface StreamHeadInfo {
+  lastSeq: number;
+  /** Lowest seq still stored; a resume from an id below `retainedFrom - 1` needs a `reset`. */
+  retainedFrom: number;
+}
+
+/** Read side of the event log, used for replay, gap filling and the relay. */
+export interface EventLogReader {
+  /** Events of `stream` with seq > afterSeq, ascending, at most `limit`. */
+  readAfter(stream: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
+  /** Heads of the given streams; streams with no events are absent from the map. */
+  heads(streams: string[]): Promise<Map<string, StreamHeadInfo>>;
+}
+
+/** The relay's view of the outbox. */
+export interface Outbox {
+  /** Committed events not yet marked published and older than `olderThanMs`, oldest first. */
+  unpublished(olderThanMs: number, limit: number): Promise<StoredEvent[]>;
+  markPublished(events: Pick<StoredEvent, 'stream' | 'seq'>[]): Promise<void>;
+  /** Deletes events created before `before`; advances each stream's retainedFrom. */
+  pruneBefore(before: Date): Promise<number>;
+}

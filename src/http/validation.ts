@@ -1,0 +1,236 @@
+import type { NextFunction, Request, Response } from 'express';
+import { z } from 'zod';
+import { HttpError, describeZodError } from './errors';
+import type { CommentCursor } from '../domain/types';
+
+export type BodyKind = 'json' | 'form';
+
+/**
+ * Refuses bodies of other media types with 415 (before parsing). A request
+ * with no body at all passes with `{}` so validation can name what is missing.
+ */
+export function acceptBodies(...kinds: BodyKind[]) {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    const hasBody =
+      req.headers['transfer-encoding'] !== undefined ||
+      (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+    if (!hasBody) return next();
+    const ok =
+      (kinds.includes('json') && req.is(['application/json', 'application/*+json'])) ||
+      (kinds.includes('form') && req.is('application/x-www-form-urlencoded'));
+    if (!ok) {
+      const names = kinds.map((k) =>
+        k === 'json' ? 'application/json' : 'application/x-www-form-urlencoded',
+      );
+      return next(
+        new HttpError(415, 'unsupported_media_type', `body must be ${names.join(' or ')}`),
+      );
+    }
+    next();
+  };
+}
+
+const isForm = (req: Request) =>
+  req.is('application/x-www-form-urlencoded') === 'application/x-www-form-urlencoded';
+
+/** A plain decimal number as a form sends it (not hex, binary or "Infinity", which Number() also reads). */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * Form fields arrive as strings: turn the named ones into numbers/booleans
+ * when they look like one (otherwise zod reports the type error).
+ */
+function coerceFormFields(
+  body: Record<string, unknown>,
+  types: Record<string, 'number' | 'boolean' | 'nullable-int'>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...body };
+  for (const [key, type] of Object.entries(types)) {
+    const v = out[key];
+    if (typeof v !== 'string') continue;
+    const s = v.trim();
+    if (type === 'boolean' && (s === 'true' || s === 'false')) out[key] = s === 'true';
+    else if (type === 'nullable-int' && s === '') out[key] = null;
+    else if (type !== 'boolean' && DECIMAL.test(s) && Number.isFinite(Number(s)))
+      out[key] = Number(s);
+  }
+  return out;
+}
+
+/** Validates `req.body` against a strict zod schema (unknown fields are refused). */
+export function parseBody<S extends z.ZodType>(
+  req: Request,
+  schema: S,
+  formTypes: Record<string, 'number' | 'boolean' | 'nullable-int'> = {},
+): z.output<S> {
+  let body: unknown = req.body ?? {};
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new HttpError(400, 'invalid_input', 'body must be a JSON object');
+  }
+  if (isForm(req)) body = coerceFormFields(body as Record<string, unknown>, formTypes);
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw new HttpError(400, 'invalid_input', describeZodError(parsed.error));
+  return parsed.data;
+}
+
+export function parseQuery<S extends z.ZodType>(req: Request, schema: S): z.output<S> {
+  const parsed = schema.safeParse(req.query ?? {});
+  if (!parsed.success) throw new HttpError(400, 'invalid_query', describeZodError(parsed.error));
+  return parsed.data;
+}
+
+// ---- field schemas (contract sections 3 and 4) -------------------------------------------------
+
+export const contentField = z
+  .string({ error: 'content is required and must be a string' })
+  .transform((s) => s.trim())
+  .pipe(
+    z
+      .string()
+      .min(1, 'content must not be empty')
+      .max(2000, 'content must be at most 2000 characters')
+      // PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
+      .refine((s) => !s.includes('\u0000'), 'content must not contain NUL characters'),
+  );
+
+export const timestampField = z
+  .number({ error: 'timestamp must be a number of seconds' })
+  .finite('timestamp must be finite')
+  .min(0, 'timestamp must be >= 0');
+
+const positiveInt = (what: string) =>
+  z
+    .number({ error: `${what} must be an integer` })
+    .int(`${what} must be an integer`)
+    .min(1, `${what} must be positive`)
+    .max(2147483647, `${what} is too large`);
+
+export const createCommentBody = z.strictObject({
+  content: contentField,
+  timestamp: timestampField.default(0),
+  parent_id: positiveInt('parent_id').nullable().default(null),
+});
+export const createCommentFormTypes = { timestamp: 'number', parent_id: 'nullable-int' } as const;
+
+export const editCommentBody = z.strictObject({ content: contentField });
+
+export const typingBody = z.strictObject({
+  is_typing: z.boolean({ error: 'is_typing must be true or false' }),
+});
+
+export const usernameField = z
+  .string({ error: 'username is required' })
+  .regex(/^[A-Za-z0-9_]{1,32}$/, 'username must be 1-32 characters of A-Z, a-z, 0-9 or _');
+
+export const adminUserBody = z.strictObject({
+  username: usernameField,
+  is_creator: z.boolean().default(false),
+  is_team: z.boolean().default(false),
+});
+
+const titleField = z
+  .string({ error: 'title is required' })
+  .trim()
+  .min(1, 'title must not be empty')
+  .max(300, 'title must be at most 300 characters')
+  .refine((s) => !s.includes('\u0000'), 'title must not contain NUL characters');
+
+export const adminAlbumBody = z.strictObject({
+  title: titleField,
+  created_by_id: positiveInt('created_by_id'),
+});
+
+export const adminTrackBody = z.strictObject({
+  title: titleField,
+  album_id: positiveInt('album_id'),
+  duration_s: z
+    .number({ error: 'duration_s must be a number' })
+    .finite()
+    .positive('duration_s must be positive')
+    .nullable()
+    .default(null),
+});
+
+// ---- path parameters --------------------------------------------------------------------------
+
+const TRACK_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Track ids are opaque; anything outside the id alphabet cannot name a track. */
+export function trackIdParam(req: Request): string {
+  const id = String(req.params.trackId ?? '');
+  if (!TRACK_ID.test(id)) throw new HttpError(404, 'not_found', 'track not found');
+  return id;
+}
+
+export function intIdParam(req: Request, name: string, what: string): number {
+  const raw = String(req.params[name] ?? '');
+  if (!/^[1-9][0-9]{0,9}$/.test(raw) || Number(raw) > 2147483647) {
+    throw new HttpError(404, 'not_found', `${what} not found`);
+  }
+  return Number(raw);
+}
+
+/** Admin ids are written by the main application: a malformed one is bad input. */
+export function adminIntIdParam(req: Request, name: string): number {
+  const raw = String(req.params[name] ?? '');
+  if (!/^[1-9][0-9]{0,9}$/.test(raw) || Number(raw) > 2147483647) {
+    throw new HttpError(400, 'invalid_id', `${name} must be a positive integer`);
+  }
+  return Number(raw);
+}
+
+export function adminTrackIdParam(req: Request): string {
+  const id = String(req.params.trackId ?? '');
+  if (!TRACK_ID.test(id)) {
+    throw new HttpError(
+      400,
+      'invalid_id',
+      'trackId must be 1-128 characters of A-Z a-z 0-9 . _ : -',
+    );
+  }
+  return id;
+}
+
+// ---- list query and cursors -------------------------------------------------------------------
+
+export const listQuery = z.strictObject({
+  limit: z.coerce
+    .number({ error: 'limit must be an integer' })
+    .int('limit must be an integer')
+    .min(1, 'limit must be between 1 and 200')
+    .max(200, 'limit must be between 1 and 200')
+    .default(50),
+  cursor: z.string().max(200).optional(),
+  order: z
+    .enum(['timestamp', 'created'], { error: 'order must be "timestamp" or "created"' })
+    .default('timestamp'),
+});
+
+export function encodeCursor(c: CommentCursor): string {
+  return Buffer.from(
+    JSON.stringify([c.order === 'timestamp' ? 't' : 'c', c.timestamp, c.id]),
+  ).toString('base64url');
+}
+
+export function decodeCursor(raw: string | undefined): CommentCursor | null {
+  if (raw === undefined || raw === '') return null;
+  try {
+    const v: unknown = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(v) &&
+      v.length === 3 &&
+      (v[0] === 't' || v[0] === 'c') &&
+      typeof v[1] === 'number' &&
+      Number.isFinite(v[1]) &&
+      Number.isInteger(v[2]) &&
+      // Comment ids are int4: anything else cannot come from us (and would fail in the query).
+      v[2] >= 0 &&
+      v[2] <= 2147483647
+    ) {
+      return { order: v[0] === 't' ? 'timestamp' : 'created', timestamp: v[1], id: v[2] };
+    }
+  } catch {
+    // fall through
+  }
+  throw new HttpError(400, 'invalid_cursor', 'cursor is not one this API returned');
+}

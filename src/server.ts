@@ -1,0 +1,250 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import pino, { type Logger } from 'pino';
+import { Redis } from 'ioredis';
+import type { Express } from 'express';
+import type { Config } from './config/config';
+import { buildApp } from './app';
+import { Metrics } from './metrics/metrics';
+import { createPrisma } from './store/prisma';
+import { CatalogStore } from './store/catalog-store';
+import { CommentStore } from './store/comment-store';
+import { PrismaEventLog } from './store/event-log';
+import { runMigrations } from './store/migrate';
+import { startEmbeddedDatabase } from './store/embedded-db';
+import { DEMO_USERS, seedDemoData } from './store/demo-seed';
+import { CommentService } from './domain/comment-service';
+import { AdminAuthenticator, UserAuthenticator } from './auth/authenticate';
+import { signUserToken } from './auth/tokens';
+import { MemoryBus } from './bus/memory-bus';
+import { RedisBus } from './bus/redis-bus';
+import type { Bus } from './bus/types';
+import { StreamHub } from './streams/hub';
+import { OutboxRelay } from './outbox/relay';
+import { createDemoRouter } from './http/demo-routes';
+
+/**
+ * Secrets for a non-production run without AUTH_SECRET/ADMIN_TOKEN: made once
+ * and kept beside the embedded database, so demo tokens survive a restart.
+ */
+function devSecrets(config: Config, logger: Logger): { authSecret: string; adminToken: string } {
+  if (config.authSecret && config.adminToken) {
+    return { authSecret: config.authSecret, adminToken: config.adminToken };
+  }
+  const file = path.join(config.dataDir, 'dev-secrets.json');
+  let saved: { authSecret?: string; adminToken?: string } = {};
+  const persist = !config.databaseUrl;
+  if (persist && fs.existsSync(file)) saved = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const secrets = {
+    authSecret: config.authSecret ?? saved.authSecret ?? randomBytes(32).toString('base64url'),
+    adminToken: config.adminToken ?? saved.adminToken ?? randomBytes(24).toString('base64url'),
+  };
+  if (persist) {
+    fs.mkdirSync(config.dataDir, { recursive: true });
+    fs.writeFileSync(file, JSON.stringify(secrets), { mode: 0o600 });
+  }
+  logger.warn('AUTH_SECRET/ADMIN_TOKEN not set: using generated development secrets');
+  return secrets;
+}
+
+async function printDemoHelp(port: number, authSecret: string, adminToken: string) {
+  const base = `http://localhost:${port}`;
+  const lines = ['', `trackcomments (embedded default) on ${base}  — demo page: ${base}/`, 'Demo tokens (valid 30 days):'];
+  let first = '';
+  for (const u of DEMO_USERS) {
+    const token = await signUserToken(authSecret, u.id, 30 * 24 * 3600);
+    if (!first) first = token;
+    lines.push(`  ${u.username.padEnd(6)} ${token}`);
+  }
+  lines.push(
+    `Admin token: ${adminToken}`,
+    'Try:',
+    `  curl -N -H "Authorization: Bearer ${first}" ${base}/api/tracks/night-drive-01/events`,
+    `  curl -H "Authorization: Bearer ${first}" -H 'Content-Type: application/json' \\`,
+    `       -d '{"content":"love this @bob","timestamp":42}' ${base}/api/tracks/night-drive-01/comments`,
+    '',
+  );
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+export interface RunningServer {
+  app: Express;
+  server: http.Server;
+  url: string;
+  metrics: Metrics;
+  /** Graceful drain and close; resolves with the exit code to use. */
+  shutdown(reason?: string): Promise<number>;
+}
+
+/** Composition root: builds every part from the configuration and starts listening. */
+export async function startServer(
+  config: Config,
+  opts: { logger?: Logger; quiet?: boolean } = {},
+): Promise<RunningServer> {
+  const logger =
+    opts.logger ??
+    pino({
+      level: config.logLevel,
+      redact: { paths: ['*.authorization', '*.cookie', '*.password'], censor: '[REDACTED]' },
+    });
+  const embedded = !config.databaseUrl;
+  const { authSecret, adminToken } = devSecrets(config, logger);
+
+  // Database: PostgreSQL, or PGlite served on loopback so both take the same Prisma path.
+  let connectionString = config.databaseUrl;
+  let poolSize = 10;
+  let stopEmbedded: (() => Promise<void>) | undefined;
+  if (!connectionString) {
+    const db = await startEmbeddedDatabase({ dataDir: path.join(config.dataDir, 'pglite') });
+    connectionString = db.connectionString;
+    poolSize = db.maxConnections;
+    stopEmbedded = db.stop;
+    await runMigrations({ connectionString, logger: { info: (m) => logger.info(m) } });
+  }
+  const prisma = createPrisma(connectionString, poolSize);
+  const metrics = new Metrics();
+  const catalog = new CatalogStore(prisma);
+  const eventLog = new PrismaEventLog(prisma);
+  if (embedded && (await seedDemoData(prisma, catalog))) logger.info('seeded demo data');
+
+  let bus: Bus;
+  let rateLimitRedis: Redis | undefined;
+  if (config.redisUrl) {
+    bus = await RedisBus.connect({ url: config.redisUrl, logger, metrics });
+    // Shared rate-limit counters. The offline queue stays off (a dead Redis must not queue
+    // requests), so wait for the first connection: the store loads its script at startup.
+    const limiterRedis = new Redis(config.redisUrl, {
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+    });
+    limiterRedis.on('error', (err) => logger.warn({ err: err.message }, 'rate-limit redis error'));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('rate-limit Redis did not connect within 5 s')), 5000);
+      limiterRedis.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    rateLimitRedis = limiterRedis;
+  } else {
+    bus = new MemoryBus();
+  }
+
+  const hub = new StreamHub({
+    bus,
+    log: eventLog,
+    logger,
+    metrics,
+    heartbeatMs: config.heartbeatMs,
+    retryMs: config.sseRetryMs,
+    maxBufferBytes: config.maxSubscriberBufferBytes,
+    maxStreamsPerUser: config.maxStreamsPerUser,
+    maxStreamsPerReplica: config.maxStreamsPerReplica,
+  });
+  const relay = new OutboxRelay({
+    bus,
+    outbox: eventLog,
+    logger,
+    metrics,
+    retentionMs: config.eventRetentionMs,
+  });
+  relay.start();
+  const comments = new CommentService(catalog, new CommentStore(prisma), (events) => {
+    void relay.publishCommitted(events);
+  });
+  const userAuth = new UserAuthenticator(authSecret, (id) => catalog.findUser(id));
+
+  let draining = false;
+  const readiness = async () => {
+    const [database, busOk] = await Promise.all([
+      prisma.$queryRaw`SELECT 1`.then(
+        () => true,
+        () => false,
+      ),
+      bus.isHealthy().catch(() => false),
+    ]);
+    return { database, bus: busOk, accepting: !draining };
+  };
+
+  const demoOn = config.demoPage && !config.production;
+  const app = buildApp({
+    config,
+    logger,
+    metrics,
+    catalog,
+    comments,
+    userAuth,
+    adminAuth: new AdminAuthenticator(adminToken),
+    hub,
+    readiness,
+    redisCommand: rateLimitRedis
+      ? (command, ...args) => rateLimitRedis.call(command, ...args)
+      : undefined,
+    demoRouter: demoOn
+      ? createDemoRouter({
+          issueToken: (userId) => signUserToken(authSecret, userId, 7 * 24 * 3600),
+          listUsers: () => catalog.listUsers(),
+          listTracks: () => catalog.listTracks(),
+          findUser: (id) => catalog.findUser(id),
+          authenticate: (req) => userAuth.authenticate(req.headers),
+          secureCookies: false,
+        })
+      : undefined,
+  });
+
+  const server = http.createServer(app);
+  // SSE streams are long-lived: no request timeout; keep-alive a bit above nginx's.
+  server.requestTimeout = 0;
+  server.keepAliveTimeout = 65000;
+  server.headersTimeout = 66000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  logger.info(
+    { port, host: config.host, embedded, bus: config.redisUrl ? 'redis' : 'memory' },
+    'listening',
+  );
+  if (embedded && !opts.quiet) await printDemoHelp(port, authSecret, adminToken);
+
+  let stopping: Promise<number> | undefined;
+  // Graceful drain: readyz → 503, stop accepting, move streams to other replicas, finish in-flight, close.
+  const shutdown = (reason = 'shutdown') =>
+    (stopping ??= (async () => {
+      draining = true;
+      logger.info({ reason }, 'draining');
+      let timedOut = false;
+      const bound = new Promise<void>((resolve) =>
+        setTimeout(() => {
+          timedOut = true;
+          resolve();
+        }, config.shutdownTimeoutMs).unref(),
+      );
+      const graceful = (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        await hub.drain(config.drainSpreadMs);
+        server.closeIdleConnections();
+        await closed;
+      })();
+      await Promise.race([graceful, bound]);
+      if (timedOut) {
+        logger.error('drain timed out; closing remaining connections');
+        server.closeAllConnections();
+      }
+      await relay.stop().catch(() => undefined);
+      hub.close();
+      await bus.close().catch(() => undefined);
+      rateLimitRedis?.disconnect();
+      await prisma.$disconnect().catch(() => undefined);
+      await stopEmbedded?.().catch(() => undefined);
+      logger.info('stopped');
+      return timedOut ? 1 : 0;
+    })());
+
+  return { app, server, url: `http://127.0.0.1:${port}`, metrics, shutdown };
+}

@@ -1,0 +1,142 @@
+import type { Db } from './prisma';
+import { DomainError, type Album, type Track, type TrackContext, type User } from '../domain/types';
+import { Prisma } from '../generated/prisma/client';
+
+const toUser = (u: {
+  id: number;
+  username: string;
+  isCreator: boolean;
+  isTeam: boolean;
+}): User => ({
+  id: u.id,
+  username: u.username,
+  is_creator: u.isCreator,
+  is_team: u.isTeam,
+});
+
+const toTrack = (t: {
+  id: string;
+  title: string;
+  albumId: number;
+  durationS: number | null;
+}): Track => ({ id: t.id, title: t.title, album_id: t.albumId, duration_s: t.durationS });
+
+const isUniqueViolation = (err: unknown) =>
+  err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002';
+const isForeignKeyViolation = (err: unknown) =>
+  err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2003';
+
+/** Users, albums and tracks: the catalogue the main application pushes through /api/admin. */
+export class CatalogStore {
+  constructor(private readonly db: Db) {}
+
+  async upsertUser(
+    id: number,
+    input: { username: string; isCreator: boolean; isTeam: boolean },
+  ): Promise<{ user: User; created: boolean }> {
+    try {
+      return await this.db.$transaction(async (tx) => {
+        const existing = await tx.user.findUnique({ where: { id }, select: { id: true } });
+        const row = await tx.user.upsert({
+          where: { id },
+          create: { id, ...input },
+          update: input,
+        });
+        return { user: toUser(row), created: !existing };
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) {
+        throw new DomainError(409, 'username_taken', `username "${input.username}" is taken`);
+      }
+      throw err;
+    }
+  }
+
+  async upsertAlbum(
+    id: number,
+    input: { title: string; createdById: number },
+  ): Promise<{ album: Album; created: boolean }> {
+    try {
+      return await this.db.$transaction(async (tx) => {
+        const existing = await tx.album.findUnique({ where: { id }, select: { id: true } });
+        const row = await tx.album.upsert({
+          where: { id },
+          create: { id, ...input },
+          update: input,
+        });
+        return {
+          album: { id: row.id, title: row.title, created_by_id: row.createdById },
+          created: !existing,
+        };
+      });
+    } catch (err) {
+      if (isForeignKeyViolation(err)) {
+        throw new DomainError(400, 'unknown_user', `no user ${input.createdById}`);
+      }
+      throw err;
+    }
+  }
+
+  async upsertTrack(
+    id: string,
+    input: { title: string; albumId: number; durationS: number | null },
+  ): Promise<{ track: Track; created: boolean }> {
+    try {
+      return await this.db.$transaction(async (tx) => {
+        const existing = await tx.track.findUnique({ where: { id }, select: { id: true } });
+        const row = await tx.track.upsert({
+          where: { id },
+          create: { id, ...input },
+          update: input,
+        });
+        return { track: toTrack(row), created: !existing };
+      });
+    } catch (err) {
+      if (isForeignKeyViolation(err)) {
+        throw new DomainError(400, 'unknown_album', `no album ${input.albumId}`);
+      }
+      throw err;
+    }
+  }
+
+  async findUser(id: number): Promise<User | null> {
+    const row = await this.db.user.findUnique({ where: { id } });
+    return row ? toUser(row) : null;
+  }
+
+  async findUsersByUsername(usernames: string[]): Promise<User[]> {
+    if (usernames.length === 0) return [];
+    const rows = await this.db.user.findMany({ where: { username: { in: usernames } } });
+    return rows.map(toUser);
+  }
+
+  async findTrack(id: string): Promise<TrackContext | null> {
+    const row = await this.db.track.findUnique({
+      where: { id },
+      include: { album: { select: { title: true, createdById: true } } },
+    });
+    if (!row) return null;
+    return {
+      ...toTrack(row),
+      album_title: row.album.title,
+      album_creator_id: row.album.createdById,
+    };
+  }
+
+  async listUsers(): Promise<User[]> {
+    return (await this.db.user.findMany({ orderBy: { id: 'asc' }, take: 200 })).map(toUser);
+  }
+
+  async listTracks(): Promise<TrackContext[]> {
+    const rows = await this.db.track.findMany({
+      orderBy: { id: 'asc' },
+      take: 200,
+      include: { album: { select: { title: true, createdById: true } } },
+    });
+    return rows.map((row) => ({
+      ...toTrack(row),
+      album_title: row.album.title,
+      album_creator_id: row.album.createdById,
+    }));
+  }
+}

@@ -1,0 +1,533 @@
+import http from 'node:http';
+import net from 'node:net';
+import { checkNginxConfig, startNginx, type RunningNginx } from './support/nginx';
+
+/** The SSE location: a regex location for both stream paths. */
+const SSE_LOCATION = 'location ~ ^/api/(?:tracks/[^/]+|me)/events$ {';
+
+/** The text of the `{ ... }` block that starts at `opening` (a line ending in '{'). */
+function block(config: string, opening: string): string {
+  const start = config.indexOf(opening);
+  if (start < 0) throw new Error(`no block ${opening}`);
+  let depth = 0;
+  for (let i = start + opening.length - 1; i < config.length; i++) {
+    if (config[i] === '{') depth++;
+    if (config[i] === '}' && --depth === 0) return config.slice(start, i + 1);
+  }
+  throw new Error(`unterminated block ${opening}`);
+}
+
+/** The directives of a config, comments removed (comments mention what must not be there). */
+const withoutComments = (config: string): string => config.replace(/#[^\n]*/g, '');
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** One request on its own connection (no agent), so nothing lingers after the test. */
+function request(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      { method: opts.method ?? 'GET', headers: opts.headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode!,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 10000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const FLOOD_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A stand-in replica: an SSE stream that sends `connected`, then holds the
+ * response open until the test releases it; JSON endpoints; counters.
+ */
+class FakeReplica {
+  readonly server: http.Server;
+  port = 0;
+  requests: {
+    method: string;
+    url: string;
+    headers: http.IncomingHttpHeaders;
+    bodyBytes: number;
+  }[] = [];
+  /** Streams the replica holds open until endStreams(). */
+  readonly openStreams = new Set<http.ServerResponse>();
+  streamsEnded = 0;
+
+  constructor() {
+    this.server = http.createServer((req, res) => {
+      let bodyBytes = 0;
+      req.on('data', (c: Buffer) => (bodyBytes += c.length));
+      req.on('end', () => {
+        this.requests.push({ method: req.method!, url: req.url!, headers: req.headers, bodyBytes });
+        if (req.url === '/api/tracks/flood/events') return void this.flood(res);
+        if (/^\/api\/(tracks\/t1|me)\/events/.test(req.url!)) return this.stream(req, res);
+        res.setHeader('Content-Type', 'application/json');
+        if (req.method === 'POST') {
+          res.statusCode = 201;
+          res.end(JSON.stringify({ comment: { id: this.requests.length } }));
+        } else {
+          // Large enough that gzip would apply to it (gzip_min_length 1024).
+          res.end(JSON.stringify({ comments: [], padding: 'x'.repeat(4000), next_cursor: null }));
+        }
+      });
+    });
+  }
+
+  private stream(req: http.IncomingMessage, res: http.ServerResponse): void {
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream',
+      'Cache-Control': 'no-cache',
+      // The real app sends it on every stream; the track stream here goes
+      // without, so the test shows that nginx's own config does not buffer.
+      ...(req.url!.startsWith('/api/me/') ? { 'X-Accel-Buffering': 'no' } : {}),
+    });
+    res.write('retry: 2000\n\nevent: connected\ndata: {"type":"connected","track_id":"t1"}\n\n');
+    this.openStreams.add(res);
+    res.on('close', () => this.openStreams.delete(res));
+  }
+
+  /** Bytes the flood stream got written (accepted by the socket to nginx). */
+  floodWritten = 0;
+  floodDone = false;
+
+  /** Writes events as fast as the connection to nginx takes them, honouring backpressure. */
+  private async flood(res: http.ServerResponse): Promise<void> {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
+    this.openStreams.add(res);
+    res.on('close', () => this.openStreams.delete(res));
+    const event = Buffer.from(`event: bulk\ndata: ${'x'.repeat(64 * 1024 - 20)}\n\n`);
+    while (this.floodWritten < FLOOD_BYTES && !res.destroyed) {
+      this.floodWritten += event.length;
+      if (!res.write(event)) {
+        await new Promise<void>((resolve) => {
+          res.once('drain', resolve);
+          res.once('close', resolve);
+        });
+      }
+    }
+    this.floodDone = this.floodWritten >= FLOOD_BYTES;
+  }
+
+  endStreams(): void {
+    for (const res of this.openStreams) {
+      res.end('id: 1\nevent: new_comment\ndata: {"type":"new_comment","track_id":"t1"}\n\n');
+      this.streamsEnded++;
+    }
+    this.openStreams.clear();
+  }
+
+  count(method: string): number {
+    return this.requests.filter((r) => r.method === method).length;
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.port = (this.server.address() as net.AddressInfo).port;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.endStreams();
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+/** A replica that accepts the connection, reads the request, then drops the connection without answering. */
+async function startDroppingReplica(): Promise<{
+  port: number;
+  received: () => number;
+  stop(): Promise<void>;
+}> {
+  let received = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.once('data', () => {
+      received++;
+      socket.destroy();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    received: () => received,
+    stop: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** A loopback port with nothing listening (connect is refused). */
+async function deadPort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+async function withNginx<T>(
+  opts: Parameters<typeof startNginx>[0],
+  body: (nginx: RunningNginx) => Promise<T>,
+): Promise<T> {
+  const nginx = await startNginx(opts);
+  try {
+    return await body(nginx);
+  } finally {
+    await nginx.stop();
+  }
+}
+
+describe('nginx config (nginx/trackcomments.conf.template)', () => {
+  const upstreams = ['127.0.0.1:3101', '127.0.0.1:3102', '127.0.0.1:3103'];
+  let checked: ReturnType<typeof checkNginxConfig>;
+  let config: string;
+  beforeAll(() => {
+    checked = checkNginxConfig({ upstreams });
+    config = withoutComments(checked.rendered);
+  });
+
+  it('passes nginx -t when rendered for 3 replicas', () => {
+    expect(checked.output).toMatch(/test is successful/);
+    expect(checked.ok).toBe(true);
+    for (const u of upstreams)
+      expect(block(config, 'upstream trackcomments_app {')).toContain(`server ${u};`);
+  });
+
+  it('proxies the SSE streams unbuffered, uncompressed, with a read timeout above the heartbeat', () => {
+    const sse = block(config, SSE_LOCATION);
+    expect(sse).toMatch(/proxy_buffering off;/);
+    expect(sse).toMatch(/proxy_cache off;/);
+    expect(sse).toMatch(/gzip off;/);
+    const timeout = /proxy_read_timeout (\d+)s;/.exec(sse);
+    expect(timeout).not.toBeNull();
+    expect(Number(timeout![1])).toBeGreaterThan(15);
+    expect(sse).toMatch(/limit_conn trackcomments_streams \d+;/);
+    // The event stream is never a gzip type anywhere.
+    expect(config).not.toMatch(/text\/event-stream/);
+    // Both stream paths, and nothing else, match the SSE location.
+    const pattern = new RegExp(/location ~ (\S+) \{/.exec(SSE_LOCATION)![1]!);
+    expect(pattern.test('/api/tracks/abc-123/events')).toBe(true);
+    expect(pattern.test('/api/me/events')).toBe(true);
+    expect(pattern.test('/api/tracks/abc/comments')).toBe(false);
+  });
+
+  it('keeps upstream connections alive and never retries a non-idempotent request', () => {
+    expect(block(config, 'upstream trackcomments_app {')).toMatch(/keepalive \d+;/);
+    expect(config).toMatch(/proxy_http_version 1\.1;/);
+    expect(config).toMatch(/proxy_set_header Connection "";/);
+    expect(config).toMatch(/proxy_next_upstream error timeout;/);
+    expect(config).toMatch(/proxy_next_upstream_tries 2;/);
+    expect(config).not.toMatch(/non_idempotent/);
+    expect(config).toMatch(/client_max_body_size 64k;/);
+  });
+
+  it('logs no credentials and no query strings', () => {
+    const format = /log_format trackcomments[\s\S]*?';\s*\n/.exec(config);
+    expect(format).not.toBeNull();
+    const text = format![0];
+    expect(text).toContain('$uri');
+    for (const forbidden of [
+      '$http_authorization',
+      '$http_cookie',
+      '$cookie_',
+      '$request_uri',
+      '$args',
+      '$arg_',
+      '$query_string',
+      '$is_args',
+      '$http_referer',
+    ]) {
+      expect(text).not.toContain(forbidden);
+    }
+    // $request is the whole request line, query string included.
+    expect(text).not.toMatch(/\$request(?![_a-z])/);
+    expect(config).not.toMatch(/\$http_authorization|\$http_cookie/);
+  });
+});
+
+describe('nginx in front of replicas', () => {
+  const replica = new FakeReplica();
+  beforeAll(() => replica.start());
+  afterAll(() => replica.stop());
+
+  it('delivers the first SSE event before the upstream response ends, and logs no secrets', async () => {
+    await withNginx({ upstreams: [`127.0.0.1:${replica.port}`] }, async (nginx) => {
+      let received = '';
+      let res: http.IncomingMessage | undefined;
+      const ended = new Promise<void>((resolve, reject) => {
+        const req = http.get(
+          `${nginx.url}/api/tracks/t1/events?last_event_id=5&token=query-secret`,
+          {
+            agent: false,
+            headers: {
+              Accept: 'text/event-stream',
+              'Accept-Encoding': 'gzip',
+              Authorization: 'Bearer header-secret',
+              Cookie: 'access_token=cookie-secret',
+              'X-Forwarded-For': '203.0.113.9',
+            },
+          },
+          (r) => {
+            res = r;
+            r.setEncoding('utf8');
+            r.on('data', (c: string) => (received += c));
+            r.on('end', resolve);
+            r.on('error', reject);
+          },
+        );
+        req.on('error', reject);
+      });
+
+      await waitFor(
+        () => received.includes('event: connected'),
+        'the connected event through nginx',
+      );
+      // The replica still holds the response open: nginx did not wait for the end.
+      expect(replica.openStreams.size).toBe(1);
+      expect(replica.streamsEnded).toBe(0);
+      expect(res!.headers['content-type']).toBe('text/event-stream');
+      expect(res!.headers['content-encoding']).toBeUndefined();
+
+      replica.endStreams();
+      await ended;
+      expect(received).toContain('event: new_comment');
+
+      const seen = replica.requests.find((r) => r.url.startsWith('/api/tracks/t1/events'))!;
+      // Query string passed through unchanged; client address set by nginx, the spoofed one dropped.
+      expect(seen.url).toBe('/api/tracks/t1/events?last_event_id=5&token=query-secret');
+      expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
+      expect(seen.headers['x-real-ip']).toBe('127.0.0.1');
+      expect(seen.headers['x-forwarded-proto']).toBe('http');
+      expect(seen.headers['authorization']).toBe('Bearer header-secret');
+
+      await waitFor(
+        () => nginx.accessLog().includes('/api/tracks/t1/events'),
+        'the access log line',
+      );
+      const log = nginx.accessLog();
+      const line = JSON.parse(log.trim().split('\n').pop()!) as Record<string, unknown>;
+      expect(line).toMatchObject({ method: 'GET', path: '/api/tracks/t1/events', status: 200 });
+      for (const secret of [
+        'query-secret',
+        'header-secret',
+        'cookie-secret',
+        'last_event_id',
+        '?',
+      ]) {
+        expect(log).not.toContain(secret);
+      }
+    });
+  });
+
+  it('passes a stream only as fast as the client reads it, so the replica sees a slow client', async () => {
+    // With proxy_buffering on, nginx would keep reading from the replica into
+    // memory and temp files (up to proxy_max_temp_file_size, 1 GB by default)
+    // however slowly the client reads, and the app's rule "a subscriber that
+    // cannot keep up is disconnected" could never trigger.
+    await withNginx({ upstreams: [`127.0.0.1:${replica.port}`] }, async (nginx) => {
+      const req = http.get(`${nginx.url}/api/tracks/flood/events`, { agent: false });
+      try {
+        // No 'data' listener: the client reads nothing beyond its socket buffer.
+        await new Promise<void>((resolve, reject) => {
+          req.once('response', () => resolve());
+          req.once('error', reject);
+        });
+        // Wait until the replica's writes stall (no progress for 300 ms) or it wrote everything.
+        let last = -1;
+        let lastChange = Date.now();
+        await waitFor(() => {
+          if (replica.floodWritten !== last) {
+            last = replica.floodWritten;
+            lastChange = Date.now();
+          }
+          return replica.floodDone || Date.now() - lastChange > 300;
+        }, 'the replica to stall or finish');
+        expect(replica.floodDone).toBe(false);
+        // What the kernel socket buffers and nginx's one proxy buffer hold, no more.
+        expect(replica.floodWritten).toBeLessThan(24 * 1024 * 1024);
+      } finally {
+        req.destroy();
+      }
+    });
+  });
+
+  it('passes the X-Accel-Buffering header of a stream on to the client', async () => {
+    await withNginx({ upstreams: [`127.0.0.1:${replica.port}`] }, async (nginx) => {
+      const headers = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
+        const req = http.get(`${nginx.url}/api/me/events`, { agent: false }, (r) => {
+          resolve(r.headers);
+          req.destroy();
+        });
+        req.on('error', reject);
+      });
+      expect(headers['x-accel-buffering']).toBe('no');
+      expect(headers['content-type']).toBe('text/event-stream');
+    });
+  });
+
+  it('compresses JSON but refuses a 70 KB body with 413 in the contract error shape', async () => {
+    await withNginx({ upstreams: [`127.0.0.1:${replica.port}`] }, async (nginx) => {
+      const list = await request(`${nginx.url}/api/tracks/t1/comments`, {
+        headers: { 'Accept-Encoding': 'gzip' },
+      });
+      expect(list.status).toBe(200);
+      expect(list.headers['content-encoding']).toBe('gzip');
+
+      const postsBefore = replica.count('POST');
+      const small = await request(`${nginx.url}/api/tracks/t1/comments`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ content: 'x'.repeat(10 * 1024) }),
+      });
+      expect(small.status).toBe(201);
+
+      const big = await request(`${nginx.url}/api/tracks/t1/comments`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ content: 'x'.repeat(70 * 1024) }),
+      });
+      expect(big.status).toBe(413);
+      expect(big.headers['content-type']).toBe('application/json');
+      expect(JSON.parse(big.body)).toEqual({
+        error: { code: 'payload_too_large', message: expect.any(String) },
+      });
+      // Only the small body reached the replica.
+      expect(replica.count('POST')).toBe(postsBefore + 1);
+    });
+  });
+
+  it('answers 429 with the contract error shape when a client exceeds the write rate or stream count', async () => {
+    await withNginx(
+      {
+        upstreams: [`127.0.0.1:${replica.port}`],
+        writesPerSecond: 1,
+        writeBurst: 1,
+        streamsPerClient: 1,
+      },
+      async (nginx) => {
+        const post = () =>
+          request(`${nginx.url}/api/tracks/t1/comments`, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: '{"content":"hi"}',
+          });
+        // One at the rate plus a burst of one, then refused.
+        expect((await post()).status).toBe(201);
+        expect((await post()).status).toBe(201);
+        const limited = await post();
+        expect(limited.status).toBe(429);
+        expect(limited.headers['retry-after']).toBe('1');
+        expect(JSON.parse(limited.body)).toEqual({
+          error: { code: 'rate_limited', message: expect.any(String) },
+        });
+        // Reads are not counted as writes.
+        for (let i = 0; i < 5; i++) {
+          expect((await request(`${nginx.url}/api/tracks/t1/comments`)).status).toBe(200);
+        }
+
+        // One open stream is allowed; the second concurrent one is refused.
+        const open = await new Promise<http.ClientRequest>((resolve, reject) => {
+          const req = http.get(`${nginx.url}/api/tracks/t1/events`, { agent: false }, (r) => {
+            r.once('data', () => resolve(req));
+          });
+          req.on('error', reject);
+        });
+        try {
+          const second = await request(`${nginx.url}/api/me/events`);
+          expect(second.status).toBe(429);
+          expect(JSON.parse(second.body).error.code).toBe('rate_limited');
+        } finally {
+          open.destroy();
+        }
+      },
+    );
+  });
+
+  it('fails over when connecting to a replica fails, also for POST', async () => {
+    const dead = await deadPort();
+    await withNginx(
+      { upstreams: [`127.0.0.1:${dead}`, `127.0.0.1:${replica.port}`] },
+      async (nginx) => {
+        const before = replica.count('POST');
+        for (let i = 0; i < 4; i++) {
+          const res = await request(`${nginx.url}/api/tracks/t1/comments`, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: '{"content":"hi"}',
+          });
+          expect(res.status).toBe(201);
+        }
+        expect(replica.count('POST')).toBe(before + 4);
+        expect(nginx.errorLog()).toMatch(/connect\(\) failed \(111: Connection refused\)/);
+      },
+    );
+  });
+
+  it('retries a GET on another replica but never a POST that reached one', async () => {
+    const dropping = await startDroppingReplica();
+    try {
+      const upstreams = [`127.0.0.1:${dropping.port}`, `127.0.0.1:${replica.port}`];
+      await withNginx({ upstreams }, async (nginx) => {
+        for (let i = 0; i < 4; i++) {
+          expect((await request(`${nginx.url}/api/tracks/t1/comments`)).status).toBe(200);
+        }
+        expect(dropping.received()).toBeGreaterThanOrEqual(1);
+      });
+
+      await withNginx({ upstreams }, async (nginx) => {
+        const droppedBefore = dropping.received();
+        const postsBefore = replica.count('POST');
+        const statuses: number[] = [];
+        // Round robin reaches the dropping replica within the first two requests.
+        for (let i = 0; i < 4; i++) {
+          const res = await request(`${nginx.url}/api/tracks/t1/comments`, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: '{"content":"hi"}',
+          });
+          statuses.push(res.status);
+          if (res.status === 502) {
+            expect(JSON.parse(res.body).error.code).toBe('bad_gateway');
+          }
+        }
+        expect(dropping.received()).toBe(droppedBefore + 1);
+        expect(statuses.filter((s) => s === 502)).toHaveLength(1);
+        // The POST the dropping replica received was not sent again elsewhere.
+        expect(replica.count('POST')).toBe(postsBefore + 3);
+      });
+    } finally {
+      await dropping.stop();
+    }
+  });
+});

@@ -1,0 +1,323 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import { createPrisma, type Db } from '../../src/store/prisma';
+import { PrismaEventLog } from '../../src/store/event-log';
+import { startRedisServer, type RedisServer } from './redis-server';
+import {
+  TEST_ADMIN_TOKEN,
+  startReplica,
+  userToken,
+  waitFor,
+  type Replica,
+} from './replica';
+import { createTestDatabase, type TestDatabase } from './test-db';
+import { SseClient, type CommentJson, type SseOpenOptions } from './sse-client';
+
+/**
+ * The catalogue of every live test file. Ids are fixed so tests can name
+ * them; `creator` owns the album, so every comment mentions them.
+ */
+export const LIVE_USERS = {
+  creator: { id: 1, username: 'cleo', is_creator: true, is_team: false },
+  alice: { id: 2, username: 'alice', is_creator: false, is_team: false },
+  bob: { id: 3, username: 'bob', is_creator: false, is_team: false },
+  carol: { id: 4, username: 'carol', is_creator: false, is_team: false },
+  dave: { id: 5, username: 'dave', is_creator: false, is_team: false },
+  erin: { id: 6, username: 'erin', is_creator: false, is_team: false },
+  frank: { id: 7, username: 'frank', is_creator: false, is_team: false },
+} as const;
+export type LiveUser = keyof typeof LIVE_USERS;
+
+export const LIVE_ALBUM_ID = 1;
+/** Tracks made at setup (tests that count events make their own with `newTrack`). */
+export const LIVE_TRACKS = ['live-track-1', 'live-track-2', 'live-track-3'] as const;
+
+export interface ApiResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+  /** The body parsed as JSON, or undefined. */
+  json: unknown;
+}
+
+export interface LiveEnv {
+  db: TestDatabase;
+  redis: RedisServer;
+  /** Replicas in start order; `a` and `b` are the first two (replaced by `restartReplica`). */
+  replicas: Replica[];
+  a: Replica;
+  b: Replica;
+  /** The environment every replica of this setup gets (besides PORT). */
+  replicaEnv: Record<string, string>;
+  tokens: Record<LiveUser, string>;
+  /** A plain HTTP request (no keep-alive: replicas die and come back on the same port). */
+  api(
+    replica: Replica | string,
+    method: string,
+    path: string,
+    opts?: { user?: LiveUser; body?: unknown; headers?: Record<string, string> },
+  ): Promise<ApiResponse>;
+  /** POST a comment as `user`; asserts 201 and returns it. */
+  postComment(
+    replica: Replica,
+    user: LiveUser,
+    trackId: string,
+    content: string,
+    timestamp?: number,
+  ): Promise<CommentJson>;
+  /** A fresh track on the album (via the admin API on `a`). */
+  newTrack(): Promise<string>;
+  /** Opens a track stream as `user` (closed by `close()` if the test does not). */
+  trackStream(
+    replica: Replica | string,
+    user: LiveUser,
+    trackId: string,
+    opts?: SseOpenOptions & { query?: Record<string, string> },
+  ): Promise<SseClient>;
+  /** Opens `user`'s personal stream. */
+  personalStream(
+    replica: Replica | string,
+    user: LiveUser,
+    opts?: SseOpenOptions & { query?: Record<string, string> },
+  ): Promise<SseClient>;
+  /** Registers a client opened elsewhere so `close()` closes it. */
+  track(client: SseClient): SseClient;
+  /** Starts one more replica of this setup (on `port` if given). */
+  startReplica(port?: number): Promise<Replica>;
+  /** Starts a new replica on the port of `dead` (which must have exited) and puts it in its place. */
+  restartReplica(dead: Replica): Promise<Replica>;
+  /** The /metrics text of a replica. */
+  metrics(replica: Replica): Promise<string>;
+  /** The event log over this database, for what the replicas would do on a timer (pruning). */
+  eventLog(): PrismaEventLog;
+  /** Stops every client and process, drops the database; safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** Sum of a metric's samples in Prometheus text (all label sets), 0 when absent. */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const labelText = m[2] ?? '';
+    if (!Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`))) continue;
+    sum += Number(m[3]);
+  }
+  return sum;
+}
+
+function request(
+  base: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body: string | undefined,
+): Promise<ApiResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      `${base}${path}`,
+      { method, headers, agent: false, timeout: 15000 },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          let json: unknown;
+          try {
+            json = text ? JSON.parse(text) : undefined;
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * A fresh PostgreSQL database, a private Redis, `replicas` (default 2) real
+ * server processes on both, and the catalogue seeded through the admin API.
+ * Whatever was started is stopped again if a step fails.
+ */
+export async function startLiveEnv(
+  opts: { env?: Record<string, string>; replicas?: number } = {},
+): Promise<LiveEnv> {
+  const replicas: Replica[] = [];
+  const clients = new Set<SseClient>();
+  let db: TestDatabase | undefined;
+  let redis: RedisServer | undefined;
+  let prisma: Db | undefined;
+  let log: PrismaEventLog | undefined;
+  let closing: Promise<void> | undefined;
+
+  const close = () =>
+    (closing ??= (async () => {
+      const errors: unknown[] = [];
+      for (const c of clients) c.close();
+      clients.clear();
+      // SIGTERM (graceful drain), SIGKILL if it hangs: teardown must not leave a process behind.
+      await Promise.all(
+        replicas.map(async (r) => {
+          if (r.exited) return;
+          const timer = setTimeout(() => void r.kill(), 8000);
+          await r.stop('SIGTERM').catch((e) => errors.push(e));
+          clearTimeout(timer);
+        }),
+      );
+      if (process.env.LIVE_DEBUG) {
+        for (const r of replicas) process.stderr.write(`--- replica :${r.port}\n${r.output()}\n`);
+      }
+      await prisma?.$disconnect().catch((e) => errors.push(e));
+      await redis?.stop().catch((e) => errors.push(e));
+      await db?.drop().catch((e) => errors.push(e));
+      if (errors.length > 0) throw errors[0];
+    })());
+
+  try {
+    db = await createTestDatabase();
+    redis = await startRedisServer();
+    const replicaEnv: Record<string, string> = {
+      DATABASE_URL: db.url,
+      REDIS_URL: redis.url,
+      LOG_LEVEL: 'warn',
+      DRAIN_SPREAD_MS: '0',
+      SHUTDOWN_TIMEOUT_MS: '3000',
+      ...opts.env,
+    };
+    const launch = async (port?: number) => {
+      const r = await startReplica({ env: replicaEnv, port });
+      replicas.push(r);
+      return r;
+    };
+    const count = opts.replicas ?? 2;
+    // One at a time: both would otherwise race through startup on 2 shared cores.
+    for (let i = 0; i < count; i++) await launch();
+
+    const base = (r: Replica | string) => (typeof r === 'string' ? r : r.url);
+    const tokens = {} as Record<LiveUser, string>;
+    for (const key of Object.keys(LIVE_USERS) as LiveUser[]) {
+      tokens[key] = await userToken(LIVE_USERS[key].id);
+    }
+
+    const api: LiveEnv['api'] = (replica, method, path, o = {}) => {
+      const headers: Record<string, string> = { ...o.headers };
+      if (o.user) headers.Authorization = `Bearer ${tokens[o.user]}`;
+      let body: string | undefined;
+      if (o.body !== undefined) {
+        body = JSON.stringify(o.body);
+        headers['Content-Type'] ??= 'application/json';
+      }
+      return request(base(replica), method, path, headers, body);
+    };
+    const admin = async (path: string, body: unknown, what: string) => {
+      const res = await request(
+        replicas[0]!.url,
+        'PUT',
+        path,
+        { Authorization: `Bearer ${TEST_ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
+        JSON.stringify(body),
+      );
+      if (res.status !== 201 && res.status !== 200) {
+        throw new Error(`${what}: expected 200/201, got ${res.status} ${res.text}`);
+      }
+    };
+
+    for (const u of Object.values(LIVE_USERS)) {
+      await admin(
+        `/api/admin/users/${u.id}`,
+        { username: u.username, is_creator: u.is_creator, is_team: u.is_team },
+        `seed user ${u.username}`,
+      );
+    }
+    await admin(
+      `/api/admin/albums/${LIVE_ALBUM_ID}`,
+      { title: 'Live Album', created_by_id: LIVE_USERS.creator.id },
+      'seed album',
+    );
+    const putTrack = async (id: string) => {
+      await admin(
+        `/api/admin/tracks/${id}`,
+        { title: `Track ${id}`, album_id: LIVE_ALBUM_ID },
+        `seed track ${id}`,
+      );
+      return id;
+    };
+    for (const t of LIVE_TRACKS) await putTrack(t);
+
+    const openStream = async (
+      replica: Replica | string,
+      user: LiveUser,
+      path: string,
+      o: SseOpenOptions & { query?: Record<string, string> } = {},
+    ) => {
+      const { query, ...rest } = o;
+      const u = new URL(`${base(replica)}${path}`);
+      for (const [k, v] of Object.entries(query ?? {})) u.searchParams.set(k, v);
+      const client = await SseClient.open(u.toString(), { token: tokens[user], ...rest });
+      clients.add(client);
+      return client;
+    };
+
+    const env: LiveEnv = {
+      db,
+      redis,
+      replicas,
+      a: replicas[0]!,
+      b: replicas[1] ?? replicas[0]!,
+      replicaEnv,
+      tokens,
+      api,
+      async postComment(replica, user, trackId, content, timestamp = 0) {
+        const res = await api(replica, 'POST', `/api/tracks/${encodeURIComponent(trackId)}/comments`, {
+          user,
+          body: { content, timestamp },
+        });
+        if (res.status !== 201) {
+          throw new Error(`POST comment on :${replica.port}: got ${res.status} ${res.text}`);
+        }
+        return (res.json as { comment: CommentJson }).comment;
+      },
+      newTrack: () => putTrack(`t-${randomUUID()}`),
+      trackStream: (replica, user, trackId, o) =>
+        openStream(replica, user, `/api/tracks/${encodeURIComponent(trackId)}/events`, o),
+      personalStream: (replica, user, o) => openStream(replica, user, '/api/me/events', o),
+      track(client) {
+        clients.add(client);
+        return client;
+      },
+      startReplica: (port) => launch(port),
+      async restartReplica(dead) {
+        if (!dead.exited) throw new Error(`replica on :${dead.port} is still running`);
+        const fresh = await launch(dead.port);
+        if (env.a === dead) env.a = fresh;
+        if (env.b === dead) env.b = fresh;
+        return fresh;
+      },
+      async metrics(replica) {
+        const res = await request(replica.url, 'GET', '/metrics', {}, undefined);
+        if (res.status !== 200) throw new Error(`/metrics on :${replica.port}: ${res.status}`);
+        return res.text;
+      },
+      eventLog() {
+        prisma ??= createPrisma(db!.url, 2);
+        log ??= new PrismaEventLog(prisma);
+        return log;
+      },
+      close,
+    };
+    return env;
+  } catch (err) {
+    await close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Waits until `check` holds, polling (for conditions with no event to await, like a metric). */
+export { waitFor };

@@ -1,0 +1,272 @@
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import type { Express } from 'express';
+import pino, { type Logger } from 'pino';
+import { Client } from 'pg';
+import request, { type Response } from 'supertest';
+import { loadConfig } from '../../src/config/config';
+import { startServer, type RunningServer } from '../../src/server';
+import { createTestDatabase, type TestDatabase } from './test-db';
+import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, userToken } from './replica';
+
+export { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, userToken };
+
+/**
+ * The catalogue every REST test file starts from. Ids are fixed so tests can
+ * name them; usernames are distinct from the embedded demo users on purpose.
+ */
+export const USERS = {
+  /** Owns ALBUM_ID: gets a `mention` for every comment on its tracks. */
+  creator: { id: 1, username: 'cara', is_creator: true, is_team: false },
+  bob: { id: 2, username: 'bob', is_creator: false, is_team: false },
+  /** Staff: may delete anyone's comment. */
+  team: { id: 3, username: 'tess', is_creator: false, is_team: true },
+  dan: { id: 4, username: 'dan', is_creator: false, is_team: false },
+  erin: { id: 5, username: 'erin_5', is_creator: false, is_team: false },
+} as const;
+export type UserKey = keyof typeof USERS;
+
+export const ALBUM_ID = 1;
+/** A track with a duration of 60 s, made at setup. */
+export const TRACK_TIMED = 'track-timed';
+/** A track without a duration, made at setup. */
+export const TRACK_UNTIMED = 'track-untimed';
+
+export const adminAuth = { Authorization: `Bearer ${TEST_ADMIN_TOKEN}` };
+
+/** The environment `startServer` gets in every REST test (plus per-file extras). */
+export function testEnv(
+  databaseUrl: string,
+  extra: Record<string, string> = {},
+): NodeJS.ProcessEnv {
+  return {
+    NODE_ENV: 'test',
+    DATABASE_URL: databaseUrl,
+    AUTH_SECRET: TEST_AUTH_SECRET,
+    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'silent',
+    // Nothing to spread out at shutdown in these tests: close at once.
+    DRAIN_SPREAD_MS: '0',
+    ...extra,
+  };
+}
+
+/** A pino logger writing into memory, so a test can read what would have been logged. */
+export function captureLogger(level = 'trace'): { logger: Logger; text(): string } {
+  const chunks: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      chunks.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  return { logger: pino({ level }, sink), text: () => chunks.join('') };
+}
+
+export interface RestEnv {
+  db: TestDatabase;
+  /** Direct connection to the test database, for asserting rows and events. */
+  pg: Client;
+  running: RunningServer;
+  /** The express app of `running` (for supertest). */
+  app: Express;
+  url: string;
+  /** A user JWT (HS256, 1 h) per seeded user. */
+  tokens: Record<UserKey, string>;
+  /** `{ Authorization: 'Bearer <jwt>' }` of a seeded user. */
+  as(user: UserKey): { Authorization: string };
+  /** Creates a fresh track on ALBUM_ID (so a test sees only its own comments). */
+  newTrack(durationS?: number | null, albumId?: number): Promise<string>;
+  /** POST a JSON comment as `user`; asserts 201 and returns the comment. */
+  postComment(user: UserKey, trackId: string, body: Record<string, unknown>): Promise<Comment>;
+  /** Starts another server on the same database (shut down by `close`). */
+  startExtraServer(
+    extraEnv?: Record<string, string>,
+    opts?: { logger?: Logger },
+  ): Promise<RunningServer>;
+  /** Shuts every server down, closes `pg` and drops the database; safe to call twice. */
+  close(): Promise<void>;
+}
+
+export interface Comment {
+  id: number;
+  track_id: string;
+  user: { id: number; username: string };
+  content: string;
+  timestamp: number;
+  parent_id: number | null;
+  mentions: { id: number; username: string }[];
+  is_edited: boolean;
+  last_edited_at: string | null;
+  created_at: string;
+}
+
+async function expectStatus(res: Response, status: number, what: string): Promise<Response> {
+  if (res.status !== status) {
+    throw new Error(`${what}: expected ${status}, got ${res.status} ${JSON.stringify(res.body)}`);
+  }
+  return res;
+}
+
+/**
+ * A fresh database, one server on it, and the seed catalogue made through
+ * the admin API. Everything made so far is released if a step fails.
+ */
+export async function startRestEnv(
+  opts: { env?: Record<string, string>; logger?: Logger } = {},
+): Promise<RestEnv> {
+  const servers: RunningServer[] = [];
+  let db: TestDatabase | undefined;
+  let pg: Client | undefined;
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      const errors: unknown[] = [];
+      for (const s of servers.splice(0).reverse())
+        await s.shutdown('test').catch((e) => errors.push(e));
+      await pg?.end().catch((e) => errors.push(e));
+      await db?.drop().catch((e) => errors.push(e));
+      if (errors.length > 0) throw errors[0];
+    })());
+
+  try {
+    db = await createTestDatabase();
+    const dbUrl = db.url;
+    pg = new Client({ connectionString: dbUrl });
+    pg.on('error', () => undefined);
+    await pg.connect();
+    const running = await startServer(loadConfig(testEnv(dbUrl, opts.env)), {
+      logger: opts.logger,
+      quiet: true,
+    });
+    servers.push(running);
+    const app = running.app;
+
+    for (const u of Object.values(USERS)) {
+      const res = await request(app).put(`/api/admin/users/${u.id}`).set(adminAuth).send({
+        username: u.username,
+        is_creator: u.is_creator,
+        is_team: u.is_team,
+      });
+      await expectStatus(res, 201, `seed user ${u.username}`);
+    }
+    await expectStatus(
+      await request(app)
+        .put(`/api/admin/albums/${ALBUM_ID}`)
+        .set(adminAuth)
+        .send({ title: 'Test Album', created_by_id: USERS.creator.id }),
+      201,
+      'seed album',
+    );
+    const putTrack = async (id: string, durationS: number | null, albumId = ALBUM_ID) => {
+      const body: Record<string, unknown> = { title: `Track ${id}`, album_id: albumId };
+      if (durationS !== null) body.duration_s = durationS;
+      await expectStatus(
+        await request(app).put(`/api/admin/tracks/${id}`).set(adminAuth).send(body),
+        201,
+        `seed track ${id}`,
+      );
+      return id;
+    };
+    await putTrack(TRACK_TIMED, 60);
+    await putTrack(TRACK_UNTIMED, null);
+
+    const tokens = {} as Record<UserKey, string>;
+    for (const key of Object.keys(USERS) as UserKey[]) tokens[key] = await userToken(USERS[key].id);
+
+    const env: RestEnv = {
+      db,
+      pg,
+      running,
+      app,
+      url: running.url,
+      tokens,
+      as: (user) => ({ Authorization: `Bearer ${tokens[user]}` }),
+      newTrack: (durationS = null, albumId = ALBUM_ID) =>
+        putTrack(`t-${randomUUID()}`, durationS, albumId),
+      async postComment(user, trackId, body) {
+        const res = await request(app)
+          .post(`/api/tracks/${trackId}/comments`)
+          .set(env.as(user))
+          .send(body);
+        await expectStatus(res, 201, 'post comment');
+        return res.body.comment as Comment;
+      },
+      async startExtraServer(extraEnv = {}, extraOpts = {}) {
+        const s = await startServer(loadConfig(testEnv(dbUrl, extraEnv)), {
+          logger: extraOpts.logger,
+          quiet: true,
+        });
+        servers.push(s);
+        return s;
+      },
+      close,
+    };
+    return env;
+  } catch (err) {
+    await close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Asserts the contract's error body: exactly `{"error":{"code":"<snake_case>","message":"<text>"}}`. */
+export function expectError(res: Response, status: number, code?: string): void {
+  if (res.status !== status) {
+    throw new Error(`expected status ${status}, got ${res.status} ${JSON.stringify(res.body)}`);
+  }
+  expect(res.headers['content-type']).toMatch(/^application\/json/);
+  expect(Object.keys(res.body)).toEqual(['error']);
+  expect(Object.keys(res.body.error).sort()).toEqual(['code', 'message']);
+  expect(res.body.error.code).toMatch(/^[a-z]+(_[a-z]+)*$/);
+  expect(typeof res.body.error.message).toBe('string');
+  expect(res.body.error.message.trim().length).toBeGreaterThan(0);
+  if (code !== undefined) expect(res.body.error.code).toBe(code);
+}
+
+export interface EventRow {
+  stream: string;
+  seq: number;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+/** Every stored event that is about comment `commentId`, in (stream, seq) order. */
+export async function eventsForComment(pg: Client, commentId: number): Promise<EventRow[]> {
+  const { rows } = await pg.query<{
+    stream: string;
+    seq: string;
+    type: string;
+    data: Record<string, unknown>;
+  }>(
+    `SELECT stream, seq, type, data FROM stream_events
+      WHERE data->'comment'->>'id' = $1 OR data->>'comment_id' = $1
+      ORDER BY stream, seq`,
+    [String(commentId)],
+  );
+  return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
+}
+
+/** Every stored event of one stream, in seq order. */
+export async function eventsOfStream(pg: Client, stream: string): Promise<EventRow[]> {
+  const { rows } = await pg.query<{
+    stream: string;
+    seq: string;
+    type: string;
+    data: Record<string, unknown>;
+  }>('SELECT stream, seq, type, data FROM stream_events WHERE stream = $1 ORDER BY seq', [stream]);
+  return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
+}
+
+/** Row counts that a failed request must leave unchanged. */
+export async function rowCounts(pg: Client): Promise<Record<string, number>> {
+  const { rows } = await pg.query<Record<string, string>>(
+    `SELECT (SELECT count(*) FROM comments) AS comments,
+            (SELECT count(*) FROM comment_mentions) AS mentions,
+            (SELECT count(*) FROM stream_events) AS events,
+            (SELECT COALESCE(sum(last_seq), 0) FROM stream_heads) AS seqs`,
+  );
+  const r = rows[0]!;
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number(v)]));
+}
