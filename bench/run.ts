@@ -208,6 +208,8 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
     MAX_STREAMS_PER_REPLICA: String(maxStreamsPerReplica),
     ...(opts.viaNginx ? { TRUST_PROXY: 'loopback' } : {}),
   };
+  const profileDir = opts.profileDir ? path.resolve(ROOT, opts.profileDir) : undefined;
+  if (profileDir) fs.mkdirSync(profileDir, { recursive: true });
   const replicas: Replica[] = [];
   const started = await Promise.allSettled(
     Array.from({ length: REPLICAS }, () =>
@@ -218,6 +220,12 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
           REDIS_URL: redis.url,
           AUTH_SECRET: TEST_AUTH_SECRET,
           ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+          ...(profileDir
+            ? {
+                NODE_OPTIONS: `--require ${path.join(__dirname, 'lib/cpu-profile-preload.js')}`,
+                BENCH_CPU_PROFILE_DIR: profileDir,
+              }
+            : {}),
         },
         timeoutMs: 60000,
       }),

@@ -1,6 +1,6 @@
 // The demo page: a simulated player with live timed comments. Plain ES module, no build step
 // beyond the client module; runs under helmet's default CSP (no inline script or handlers).
-/* global document, location, history, performance, requestAnimationFrame, setTimeout, clearTimeout, URLSearchParams */
+/* global location, history */
 import { ApiError, createClient } from './build/trackcomments-client.js';
 
 const TYPING_THROTTLE_MS = 2000;
@@ -728,12 +728,17 @@ function openMeStream() {
   state.meSub = client.subscribeMe({
     mention(data) {
       const track = state.tracks.find((t) => t.id === data.track_id);
-      const where = track && track !== state.track ? ` on “${track.title}”` : '';
+      const elsewhere = track && track !== state.track;
       const snippet =
         data.comment.content.length > 80
           ? `${data.comment.content.slice(0, 79)}…`
           : data.comment.content;
-      toast(`@${data.from_user.username} mentioned you${where}: ${snippet}`, () => {
+      // The album's creator hears of every comment; only an @name is a mention of them.
+      const named = (data.comment.mentions ?? []).some((m) => state.me && m.id === state.me.id);
+      const what = named
+        ? `mentioned you${elsewhere ? ` on “${track.title}”` : ''}`
+        : `commented on ${elsewhere ? `“${track.title}”` : 'your track'}`;
+      toast(`@${data.from_user.username} ${what}: ${snippet}`, () => {
         if (track && track !== state.track)
           selectTrack(track.id).then(() => seek(data.comment.timestamp));
         else seek(data.comment.timestamp);

@@ -98,7 +98,7 @@ export async function startServer(
   let poolSize = 10;
   let stopEmbedded: (() => Promise<void>) | undefined;
   if (!connectionString) {
-    const db = await startEmbeddedDatabase({ dataDir: path.join(config.dataDir, 'pglite') });
+    const db = await startEmbeddedDatabase({ dataDir: config.dataDir });
     connectionString = db.connectionString;
     poolSize = db.maxConnections;
     stopEmbedded = db.stop;

@@ -177,14 +177,35 @@ test('a pool of one connection serves concurrent Prisma interactive transactions
     expect(head.lastSeq).toBe(20n);
     expect(await prisma.user.findUnique({ where: { id: 99 } })).toBeNull();
 
-    // maxConnections is what the server enforces: with the pool's connection open, another is refused.
+    // maxConnections is what the server enforces: with the pool's connection open, another
+    // waits for the slot, then is refused.
     const extra = new Client({ connectionString: db.connectionString });
     extra.on('error', () => undefined);
-    await expect(extra.connect().then(() => extra.query('SELECT 1'))).rejects.toThrow();
+    await expect(extra.connect()).rejects.toMatchObject({
+      code: '53300',
+      message: 'the embedded database serves one connection at a time',
+    });
     await extra.end().catch(() => undefined);
     expect(await prisma.user.count()).toBe(usersBefore);
   } finally {
     await prisma.$disconnect();
+  }
+});
+
+test('stop() closes the connection in use and refuses one waiting for the slot', async () => {
+  const db = await start(dataDir);
+  const holder = new Client({ connectionString: db.connectionString });
+  holder.on('error', () => undefined);
+  await holder.connect();
+  const waiter = new Client({ connectionString: db.connectionString });
+  waiter.on('error', () => undefined);
+  const waiting = waiter.connect();
+  try {
+    await db.stop();
+    await expect(waiting).rejects.toThrow();
+    await expect(holder.query('SELECT 1')).rejects.toThrow();
+  } finally {
+    await Promise.all([holder.end().catch(() => undefined), waiter.end().catch(() => undefined)]);
   }
 });
 

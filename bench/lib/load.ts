@@ -216,7 +216,10 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
     const C = cfg.comments;
     const postStart = new Float64Array(C).fill(NaN);
     const outcomes: (PostOutcome | undefined)[] = new Array(C);
-    const postTargetOf = (k: number) => (k + Math.floor(k / T)) % cfg.postTargets.length;
+    // Consecutive comments alternate targets; with an even track count the pattern flips
+    // every round so that each track also gets comments through every target.
+    const postTargetOf = (k: number) =>
+      (k + (T % 2 === 0 ? Math.floor(k / T) : 0)) % cfg.postTargets.length;
     await cfg.onPhase?.('post-start', info);
     log(`posting ${C} comments at ${cfg.rate}/s`);
     const inflight: Promise<void>[] = [];

@@ -16,6 +16,8 @@ export interface BenchOptions {
   warmup: number;
   outDir: string;
   label: string;
+  /** When set, replicas run with --cpu-prof into this directory (written when they stop). */
+  profileDir: string;
 }
 
 export const DEFAULTS: BenchOptions = {
@@ -32,6 +34,7 @@ export const DEFAULTS: BenchOptions = {
   warmup: 50,
   outDir: 'bench-results',
   label: '',
+  profileDir: '',
 };
 
 export const SMOKE: Partial<BenchOptions> = { subscribers: 200, tracks: 4, comments: 50, rate: 50 };
@@ -82,6 +85,11 @@ const SPECS: Record<string, Spec> = {
   '--warmup': { key: 'warmup', kind: 'int', min: 0, help: 'warm-up POSTs per replica' },
   '--out': { key: 'outDir', kind: 'string', help: 'results directory' },
   '--label': { key: 'label', kind: 'string', help: 'name for this run in the results file' },
+  '--profile-dir': {
+    key: 'profileDir',
+    kind: 'string',
+    help: 'write V8 CPU profiles of the replicas here (node --cpu-prof)',
+  },
 };
 
 const envName = (flag: string) => 'BENCH_' + flag.slice(2).replace(/-/g, '_').toUpperCase();

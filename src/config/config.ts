@@ -40,15 +40,16 @@ export interface Config {
 
 export class ConfigError extends Error {}
 
-const intFrom = (name: string, def: number, min = 0) =>
+const intFrom = (name: string, def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z
     .string()
     .optional()
     .transform((v, ctx) => {
       if (v === undefined || v === '') return def;
       const n = Number(v);
-      if (!Number.isInteger(n) || n < min) {
-        ctx.addIssue({ code: 'custom', message: `${name} must be an integer >= ${min}` });
+      if (!Number.isInteger(n) || n < min || n > max) {
+        const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `between ${min} and ${max}`;
+        ctx.addIssue({ code: 'custom', message: `${name} must be an integer ${range}` });
         return z.NEVER;
       }
       return n;
@@ -66,7 +67,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const production = nodeEnv === 'production';
   const embedded = !env.DATABASE_URL && !env.REDIS_URL;
   const schema = z.object({
-    PORT: intFrom('PORT', 3000, 0),
+    PORT: intFrom('PORT', 3000, 0, 65535),
     HOST: z.string().optional(),
     DATABASE_URL: z
       .string()

@@ -1,7 +1,7 @@
 import type { Db, Tx } from './prisma';
 import { appendEvents, type NewEvent } from './event-log';
 import type { StoredEvent } from '../events/types';
-import type { Comment, CommentCursor, CommentOrder } from '../domain/types';
+import { DomainError, type Comment, type CommentCursor, type CommentOrder } from '../domain/types';
 import { Prisma } from '../generated/prisma/client';
 
 const commentInclude = {
@@ -84,6 +84,19 @@ export class CommentStore {
     eventsFor: (comment: Comment) => NewEvent[],
   ): Promise<Committed<Comment>> {
     return this.db.$transaction(async (tx) => {
+      if (input.parentId !== null) {
+        // Re-checked under a key-share lock: a parent deleted since the caller looked is refused
+        // as bad input (not an FK failure), and one deleted later waits for this reply to commit.
+        const parent = await tx.$queryRaw<{ track_id: string }[]>`
+          SELECT track_id FROM comments WHERE id = ${input.parentId} FOR KEY SHARE`;
+        if (parent[0]?.track_id !== input.trackId) {
+          throw new DomainError(
+            400,
+            'invalid_parent',
+            'parent_id must name a comment on this track',
+          );
+        }
+      }
       const row = await tx.comment.create({
         data: {
           trackId: input.trackId,
@@ -107,6 +120,11 @@ export class CommentStore {
     eventsFor: (comment: Comment, addedMentionIds: number[]) => NewEvent[],
   ): Promise<Committed<Comment> | null> {
     return this.db.$transaction(async (tx) => {
+      // Serialises edits and deletes of this comment: the mention diff below is computed from
+      // what the previous edit committed, and a comment deleted meanwhile is simply not found.
+      const locked = await tx.$queryRaw<{ id: number }[]>`
+        SELECT id FROM comments WHERE id = ${id} FOR UPDATE`;
+      if (locked.length === 0) return null;
       const before = await tx.comment.findUnique({
         where: { id },
         select: { mentions: { select: { userId: true } } },
@@ -136,7 +154,7 @@ export class CommentStore {
     eventsFor: (deletedIds: number[]) => NewEvent[],
   ): Promise<Committed<number[]> | null> {
     return this.db.$transaction(async (tx) => {
-      const ids = await threadIds(tx, id);
+      const ids = await lockThread(tx, id);
       if (ids.length === 0) return null;
       await tx.comment.delete({ where: { id } }); // replies go by ON DELETE CASCADE
       return { result: ids, events: await appendEvents(tx, eventsFor(ids)) };
@@ -144,7 +162,25 @@ export class CommentStore {
   }
 }
 
-/** The comment and all its descendants, parents first; locks them against concurrent edits. */
+/**
+ * Locks the comment and all its descendants (FOR UPDATE) and returns their ids, parents first.
+ * A reply being inserted holds a key-share lock on its parent until it commits, so once every
+ * row of the thread is locked no new reply can join it; the thread is re-read after locking
+ * until it is stable, so a reply that committed meanwhile is deleted *with* its event rather
+ * than silently by the cascade.
+ */
+async function lockThread(tx: Tx, id: number): Promise<number[]> {
+  let ids = await threadIds(tx, id);
+  for (;;) {
+    if (ids.length === 0) return ids;
+    await tx.$queryRaw`SELECT id FROM comments WHERE id = ANY(${ids}::int[]) ORDER BY id FOR UPDATE`;
+    const again = await threadIds(tx, id);
+    if (again.length === ids.length && again.every((v, i) => v === ids[i])) return ids;
+    ids = again;
+  }
+}
+
+/** The comment and all its descendants, parents first (ids within a depth ascending). */
 async function threadIds(tx: Tx, id: number): Promise<number[]> {
   const rows = await tx.$queryRaw<{ id: number }[]>`
     WITH RECURSIVE thread AS (

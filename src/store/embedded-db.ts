@@ -20,7 +20,7 @@ import { Worker } from 'node:worker_threads';
  * a 2 MB parameterised INSERT on one connection and small queries on another fail with "bind
  * message supplies 2 parameters, but prepared statement "" requires 1"). So it serves exactly
  * one client connection at a time: a second one waits up to CONNECT_WAIT_MS for the first to
- * close, then is refused ("Connection terminated unexpectedly"). Size the pg pool with
+ * close, then is refused (SQLSTATE 53300, like "too many clients"). Size the pg pool with
  * `maxConnections` (or spread `poolConfig`, which also keeps the idle connection open).
  */
 
@@ -80,21 +80,43 @@ let server;
 // replacing its connection, or a client opened right after another closed, then fails with
 // ECONNRESET (measured: 56 of 300 queries with a 3 ms pool idle timeout). A new connection
 // instead waits briefly for the slot; one still refused after that is a real second client.
+// Refusing is done here too: pglite-socket's own refusal end()s a socket it never reads, so
+// the socket never closes and server.close() (stop) waits for it forever.
 // (Uses fields of pglite-socket 0.1.6, pinned exactly; without them it keeps the base behaviour.)
+function errorResponse(code, message) {
+  const fields = Buffer.from(
+    'SFATAL\\0VFATAL\\0C' + code + '\\0M' + message + '\\0\\0',
+    'utf8',
+  );
+  const head = Buffer.alloc(5);
+  head.write('E', 0);
+  head.writeInt32BE(fields.length + 4, 1);
+  return Buffer.concat([head, fields]);
+}
+
+function refuse(socket, code, message) {
+  socket.on('error', () => {});
+  socket.resume(); // read to EOF so the socket can close
+  socket.end(errorResponse(code, message));
+  setTimeout(() => socket.destroy(), 2000).unref();
+}
+
 class PatientSocketServer extends PGLiteSocketServer {
   async start() {
     await super.start();
     if (this.server) this.server.maxConnections = workerData.maxConnections + 16;
   }
   async handleConnection(socket) {
+    if (!(this.handlers instanceof Set)) return super.handleConnection(socket);
     const deadline = Date.now() + workerData.connectWaitMs;
-    while (
-      this.active && this.handlers instanceof Set &&
-      this.handlers.size >= this.maxConnections &&
-      !socket.destroyed && Date.now() < deadline
-    ) {
+    while (this.active && this.handlers.size >= this.maxConnections && !socket.destroyed) {
+      if (Date.now() >= deadline) {
+        return refuse(socket, '53300', 'the embedded database serves one connection at a time');
+      }
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
+    if (!this.active) return refuse(socket, '57P01', 'the embedded database is shutting down');
+    if (socket.destroyed) return;
     return super.handleConnection(socket);
   }
 }

@@ -20,6 +20,11 @@ export const NGINX_DEFAULT_LIMITS = {
 export interface NginxOptions {
   /** Replicas as 'host:port'. */
   upstreams: string[];
+  /**
+   * Replicas as 'host:port' that nginx uses only while every one of `upstreams` is failing
+   * (`server … backup;`): lets a test pin traffic to one replica yet still fail over.
+   */
+  backupUpstreams?: string[];
   /** Open SSE streams per client address (limit_conn). */
   streamsPerClient?: number;
   /** Sustained non-GET requests per second per client address (limit_req). */
@@ -45,7 +50,8 @@ export function nginxTemplateValues(
   opts: NginxOptions & { listen: string; accessLog: string },
 ): Record<string, string> {
   if (opts.upstreams.length === 0) throw new Error('startNginx needs at least one upstream');
-  for (const u of opts.upstreams) {
+  const backups = opts.backupUpstreams ?? [];
+  for (const u of [...opts.upstreams, ...backups]) {
     if (!/^[A-Za-z0-9.\-[\]:]+:\d+$/.test(u)) throw new Error(`upstream must be host:port: ${u}`);
   }
   const limits = { ...NGINX_DEFAULT_LIMITS, ...definedOnly(opts) };
@@ -55,7 +61,10 @@ export function nginxTemplateValues(
   return {
     NGINX_LISTEN: opts.listen,
     NGINX_ACCESS_LOG: opts.accessLog,
-    NGINX_UPSTREAM_SERVERS: opts.upstreams.map((u) => `server ${u};`).join(' '),
+    NGINX_UPSTREAM_SERVERS: [
+      ...opts.upstreams.map((u) => `server ${u};`),
+      ...backups.map((u) => `server ${u} backup;`),
+    ].join(' '),
     NGINX_STREAMS_PER_CLIENT: String(limits.streamsPerClient),
     NGINX_WRITES_PER_SECOND: String(limits.writesPerSecond),
     NGINX_WRITE_BURST: String(limits.writeBurst),

@@ -1,0 +1,26 @@
+// Preloaded into each replica (NODE_OPTIONS=--require ...) when the bench runs
+// with --profile-dir: Node 20 refuses --cpu-prof in NODE_OPTIONS, so the V8
+// profiler is driven through the inspector and the profile written at exit.
+const inspector = require('node:inspector');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const dir = process.env.BENCH_CPU_PROFILE_DIR;
+if (dir) {
+  const session = new inspector.Session();
+  session.connect();
+  session.post('Profiler.enable');
+  session.post('Profiler.setSamplingInterval', { interval: 500 });
+  session.post('Profiler.start');
+  process.on('exit', () => {
+    // In-thread inspector sessions answer synchronously, so this completes before exit.
+    session.post('Profiler.stop', (err, res) => {
+      if (!err) {
+        fs.writeFileSync(
+          path.join(dir, `replica-${process.pid}.cpuprofile`),
+          JSON.stringify(res.profile),
+        );
+      }
+    });
+  });
+}
