@@ -369,6 +369,8 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
   const onPhase = async (phase: LoadPhase, info: { generatorPids: number[] }) => {
     generatorPids = info.generatorPids;
     if (phase === 'before-connect') {
+      // Let the warm-up's garbage settle as the idle reading will (same wait).
+      await sleep(opts.idleMs);
       for (const r of replicas) rssBefore.push(await steadyRssKb(r.pid));
       snaps['before-connect'] = await snapshot();
     } else if (phase === 'connected') {
@@ -379,6 +381,8 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
       for (const r of replicas) streamsByMetrics.push(await openStreams(r));
     } else {
       snaps[phase] = await snapshot();
+      // The replicas' profiler (--profile-dir) covers the post window only.
+      if (profileDir) for (const r of replicas) process.kill(r.pid, 'SIGUSR2');
     }
   };
 
@@ -412,7 +416,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
       streams_by_metrics: streamsByMetrics[i] ?? null,
       before_kb: rssBefore[i]!,
       idle_kb: rssIdle[i]!,
-      per_stream_kb: round((rssIdle[i]! - rssBefore[i]!) / streams, 2),
+      per_stream_kb: streams > 0 ? round((rssIdle[i]! - rssBefore[i]!) / streams, 2) : NaN,
     };
   });
   const postWindow = cpuBetween(snaps['post-start']!, snaps.settled!);
@@ -453,6 +457,8 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
     latency_ms: load.latencyMs,
     latency_same_replica_ms: viaProxy ? null : load.latencySameTargetMs,
     latency_cross_replica_ms: viaProxy ? null : load.latencyOtherTargetMs,
+    /** Arrival minus the POST's response time (negative: frame before response). */
+    latency_after_post_response_ms: load.latencyAfterResponseMs,
     deliveries: {
       expected: load.deliveries.expected,
       received: load.deliveries.received,
@@ -491,7 +497,12 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
     },
     rss_per_stream: {
       replicas: rss,
-      mean_per_stream_kb: round(rss.reduce((a, r) => a + r.per_stream_kb, 0) / rss.length, 2),
+      // Weighted by streams: total growth over total streams.
+      mean_per_stream_kb: round(
+        rss.reduce((a, r) => a + (r.idle_kb - r.before_kb), 0) /
+          rss.reduce((a, r) => a + r.streams, 0),
+        2,
+      ),
     },
     cpu_post_window: cpuReport(postWindow, {}),
     replica_cpu_us_per_delivery: viaProxy ? null : perDelivery,

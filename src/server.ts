@@ -52,7 +52,11 @@ function devSecrets(config: Config, logger: Logger): { authSecret: string; admin
 
 async function printDemoHelp(port: number, authSecret: string, adminToken: string) {
   const base = `http://localhost:${port}`;
-  const lines = ['', `trackcomments (embedded default) on ${base}  — demo page: ${base}/`, 'Demo tokens (valid 30 days):'];
+  const lines = [
+    '',
+    `trackcomments (embedded default) on ${base}  — demo page: ${base}/`,
+    'Demo tokens (valid 30 days):',
+  ];
   let first = '';
   for (const u of DEMO_USERS) {
     const token = await signUserToken(authSecret, u.id, 30 * 24 * 3600);
@@ -123,7 +127,10 @@ export async function startServer(
     });
     limiterRedis.on('error', (err) => logger.warn({ err: err.message }, 'rate-limit redis error'));
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('rate-limit Redis did not connect within 5 s')), 5000);
+      const timer = setTimeout(
+        () => reject(new Error('rate-limit Redis did not connect within 5 s')),
+        5000,
+      );
       limiterRedis.once('ready', () => {
         clearTimeout(timer);
         resolve();
@@ -201,6 +208,21 @@ export async function startServer(
   server.requestTimeout = 0;
   server.keepAliveTimeout = 65000;
   server.headersTimeout = 66000;
+  // Responses in progress, so that a drain can end their keep-alive connections. server.close()
+  // only closes connections idle at that instant: one busy with a request then would go idle
+  // after its answer and hold the exit until the client or keepAliveTimeout closed it.
+  const inFlight = new Set<http.ServerResponse>();
+  const closeAfterAnswer = (res: http.ServerResponse) => {
+    if (!res.headersSent) res.setHeader('Connection', 'close');
+  };
+  server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (draining) {
+      closeAfterAnswer(res);
+      return;
+    }
+    inFlight.add(res);
+    res.once('close', () => inFlight.delete(res));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
@@ -218,6 +240,7 @@ export async function startServer(
     (stopping ??= (async () => {
       draining = true;
       logger.info({ reason }, 'draining');
+      for (const res of inFlight) closeAfterAnswer(res);
       let timedOut = false;
       const bound = new Promise<void>((resolve) =>
         setTimeout(() => {
@@ -225,13 +248,18 @@ export async function startServer(
           resolve();
         }, config.shutdownTimeoutMs).unref(),
       );
+      let idleSweep: NodeJS.Timeout | undefined;
       const graceful = (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         await hub.drain(config.drainSpreadMs);
+        // A response whose headers went out (keep-alive) before the drain leaves an idle
+        // connection behind when it ends: close those as they turn idle.
         server.closeIdleConnections();
+        idleSweep = setInterval(() => server.closeIdleConnections(), 250);
         await closed;
       })();
       await Promise.race([graceful, bound]);
+      clearInterval(idleSweep);
       if (timedOut) {
         logger.error('drain timed out; closing remaining connections');
         server.closeAllConnections();

@@ -1,8 +1,8 @@
 import http from 'node:http';
 import net from 'node:net';
-import { startCluster, httpRequest, type Cluster } from './support/cluster';
+import { startCluster, httpRequest, waitReady, type Cluster } from './support/cluster';
 import { waitFor } from './support/replica';
-import { SseClient, type CommentJson } from './support/sse-client';
+import { SseClient, type CommentJson, type SseItem } from './support/sse-client';
 
 /**
  * Graceful drain of one replica (SIGTERM) while it holds open streams and a
@@ -62,7 +62,9 @@ class KeptConnection {
 
   static open(port: number): Promise<KeptConnection> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(new KeptConnection(socket)));
+      const socket = net.connect({ host: '127.0.0.1', port }, () =>
+        resolve(new KeptConnection(socket)),
+      );
       socket.once('error', reject);
     });
   }
@@ -73,7 +75,10 @@ class KeptConnection {
     this.buffer = '';
     this.socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n`);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no answer to ${path} within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`no answer to ${path} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       const check = () => {
         const headEnd = this.buffer.indexOf('\r\n\r\n');
         if (headEnd >= 0) {
@@ -103,21 +108,28 @@ class KeptConnection {
 }
 
 /** A POST whose headers are sent and acknowledged (100-continue) before its body. */
+interface SlowAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+}
+
 function startSlowPost(
   url: string,
   token: string,
   body: string,
-): Promise<{ req: http.ClientRequest; answer: Promise<{ status: number; text: string }> }> {
+  agent: http.Agent | false = false,
+): Promise<{ req: http.ClientRequest; answer: Promise<SlowAnswer> }> {
   return new Promise((resolveStarted, rejectStarted) => {
-    let answerResolve!: (a: { status: number; text: string }) => void;
+    let answerResolve!: (a: SlowAnswer) => void;
     let answerReject!: (e: Error) => void;
-    const answer = new Promise<{ status: number; text: string }>((res, rej) => {
+    const answer = new Promise<SlowAnswer>((res, rej) => {
       answerResolve = res;
       answerReject = rej;
     });
     const req = http.request(url, {
       method: 'POST',
-      agent: false,
+      agent,
       headers: {
         Authorization: `Bearer ${token}`,
         'Content-Type': 'application/json',
@@ -132,7 +144,9 @@ function startSlowPost(
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (text += d));
-      res.on('end', () => answerResolve({ status: res.statusCode ?? 0, text }));
+      res.on('end', () =>
+        answerResolve({ status: res.statusCode ?? 0, headers: res.headers, text }),
+      );
     });
     req.on('error', (err) => {
       rejectStarted(err);
@@ -143,7 +157,10 @@ function startSlowPost(
 }
 
 test('SIGTERM: not ready, streams told to retry and closed over the spread, in-flight request finishes, exit 0, nothing lost', async () => {
-  const [a, b] = c().replicas as [NonNullable<Cluster['replicas'][0]>, NonNullable<Cluster['replicas'][0]>];
+  const [a, b] = c().replicas as [
+    NonNullable<Cluster['replicas'][0]>,
+    NonNullable<Cluster['replicas'][0]>,
+  ];
   const trackId = await c().newTrack();
   const path = `/api/tracks/${trackId}/events`;
   const drained: SseClient[] = [];
@@ -206,7 +223,9 @@ test('SIGTERM: not ready, streams told to retry and closed over the spread, in-f
     // Every drained stream got the drain's retry hint, then was closed.
     for (const s of drained) await s.waitForClose(DRAIN_SPREAD_MS + MARGIN_MS * 2);
     const goodbyes = drained.map((s) => {
-      const hint = s.items.find((i) => i.kind === 'retry' && i.at >= sigtermAt);
+      const hint = s.items.find(
+        (i): i is Extract<SseItem, { kind: 'retry' }> => i.kind === 'retry' && i.at >= sigtermAt,
+      );
       expect(hint).toEqual({ kind: 'retry', ms: 500, at: expect.any(Number) });
       // The hint is the last thing on the stream.
       expect(s.items[s.items.length - 1]).toBe(hint);
@@ -239,11 +258,65 @@ test('SIGTERM: not ready, streams told to retry and closed over the spread, in-f
       lastEventId: '0',
     });
     drained.push(resumed);
-    await resumed.waitForEvent((e) => e.event === 'new_comment' && e.data.comment?.id === comment.id, 20000);
+    await resumed.waitForEvent(
+      (e) => e.event === 'new_comment' && e.data.comment?.id === comment.id,
+      20000,
+    );
   } finally {
     slow?.destroy();
     kept?.destroy();
     for (const s of drained) s.close();
     witness?.close();
+  }
+}, 180000);
+
+test('SIGTERM: a keep-alive connection busy at the signal is closed after its answer and does not hold the exit', async () => {
+  // The previous test stopped slot 0; bring it back on its port.
+  if (c().replicas[0]!.exited) await c().restartReplica(0);
+  const a = c().replicas[0]!;
+  await waitReady(a.url, 60000);
+  const trackId = await c().newTrack();
+  // A client (or proxy) that keeps connections open between requests.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  let slow: http.ClientRequest | undefined;
+  try {
+    const body = JSON.stringify({ content: 'answered on a kept connection', timestamp: 1 });
+    const half = Math.floor(body.length / 2);
+    const started = await startSlowPost(
+      `${a.url}/api/tracks/${trackId}/comments`,
+      c().tokens.carol,
+      body,
+      agent,
+    );
+    slow = started.req;
+    slow.write(body.slice(0, half));
+
+    const sigtermAt = Date.now();
+    const exit = a.stop('SIGTERM').then((code) => ({ code, ms: Date.now() - sigtermAt }));
+    await waitFor(
+      async () => {
+        try {
+          return (await httpRequest(`${a.url}/readyz`, 'GET', { timeoutMs: 5000 })).status === 503;
+        } catch {
+          return true; // refused: the listener is closed
+        }
+      },
+      { timeoutMs: 15000, intervalMs: 20, what: 'replica A to stop being ready' },
+    );
+
+    slow.end(body.slice(half));
+    const answer = await started.answer;
+    expect(answer.status).toBe(201);
+    const { code, ms } = await exit;
+    expect({ code, drainTimedOut: a.output().includes('drain timed out') }).toEqual({
+      code: 0,
+      drainTimedOut: false,
+    });
+    expect(ms).toBeLessThan(SHUTDOWN_TIMEOUT_MS);
+    // The server told the client not to reuse the connection (and closed it).
+    expect(answer.headers.connection).toBe('close');
+  } finally {
+    slow?.destroy();
+    agent.destroy();
   }
 }, 180000);

@@ -1,5 +1,11 @@
 import { spawn } from 'node:child_process';
-import { startCluster, ResumingSubscriber, waitReady, type Cluster, type ClusterUser } from './support/cluster';
+import {
+  startCluster,
+  ResumingSubscriber,
+  waitReady,
+  type Cluster,
+  type ClusterUser,
+} from './support/cluster';
 import { userToken, waitFor } from './support/replica';
 import type { CommentJson } from './support/sse-client';
 
@@ -39,7 +45,6 @@ afterAll(async () => {
 describe('a stream through nginx', () => {
   test('curl -N gets connected, then a comment while the stream is still open; no gzip on the stream', async () => {
     const trackId = await c().newTrack();
-    const started = Date.now();
     let out = '';
     const curl = spawn(
       'curl',
@@ -84,8 +89,9 @@ describe('a stream through nginx', () => {
       // Delivered while the stream is open: an unbuffered proxy passes each event on at once.
       expect(curl.exitCode).toBeNull();
       expect(delivered - posted).toBeLessThan(5000);
-      expect(out).toMatch(new RegExp(`id: \\d+\\nevent: new_comment\\ndata: \\{[^\\n]*"id":${comment.id},`));
-      expect(Date.now() - started).toBeLessThan(60000);
+      expect(out).toMatch(
+        new RegExp(`id: \\d+\\nevent: new_comment\\ndata: \\{[^\\n]*"id":${comment.id},`),
+      );
     } finally {
       if (curl.exitCode === null) {
         const exited = new Promise((r) => curl.once('exit', r));
@@ -112,7 +118,7 @@ describe('the client address behind nginx', () => {
     const trackId = await c().newTrack();
     const bearer = await userToken(2, 3601); // different exp → a token string seen nowhere else
     const cookie = await userToken(3, 3602);
-    const asked = [
+    const asked: Record<string, string>[] = [
       // Bearer header (and a cookie that is not used because the header wins).
       {
         Authorization: `Bearer ${bearer}`,
@@ -282,10 +288,9 @@ describe('rolling restart under load', () => {
       stopPosting = true;
       await poster;
 
-      for (const e of exits) {
-        expect(e).toEqual({ slot: e.slot, code: 0, ms: expect.any(Number) });
-        expect(e.ms).toBeLessThan(SHUTDOWN_TIMEOUT_MS);
-      }
+      // Each replica drained and exited cleanly (code 0 = the drain finished inside its bound).
+      expect(exits.map((e) => e.code)).toEqual([0, 0, 0]);
+      for (const e of exits) expect(e.ms).toBeLessThan(SHUTDOWN_TIMEOUT_MS);
       expect(postProblems).toEqual([]);
 
       // What was committed is what the database holds (a POST answered 502 may have committed too).
@@ -299,9 +304,7 @@ describe('rolling restart under load', () => {
       }
       await waitFor(
         () =>
-          subscribers.every(
-            (s) => s.sub.commentIds().length >= committed.get(s.trackId)!.length,
-          ),
+          subscribers.every((s) => s.sub.commentIds().length >= committed.get(s.trackId)!.length),
         { timeoutMs: 60000, intervalMs: 100, what: 'every subscriber to catch up' },
       );
       for (const { sub, trackId } of subscribers) {

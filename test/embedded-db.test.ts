@@ -1,5 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PrismaPg } from '@prisma/adapter-pg';
@@ -33,6 +35,9 @@ async function start(dir: string): Promise<EmbeddedDatabase> {
 function prismaFor(db: EmbeddedDatabase): PrismaClient {
   return new PrismaClient({
     adapter: new PrismaPg({ connectionString: db.connectionString, ...db.poolConfig }),
+    // With one connection, interactive transactions queue for it; Prisma's default wait for a
+    // connection (2 s) is too short when many are started at once on a busy machine.
+    transactionOptions: { maxWait: 60_000, timeout: 60_000 },
   });
 }
 
@@ -133,6 +138,20 @@ test('a second start on a data directory in use is refused, in this process and 
   expect(fs.existsSync(lockFile)).toBe(false);
 });
 
+test('a busy port fails the start with a clear error and frees the data directory', async () => {
+  const blocker = net.createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const port = (blocker.address() as net.AddressInfo).port;
+  try {
+    await expect(startEmbeddedDatabase({ dataDir, port })).rejects.toThrow(
+      `embedded database in ${path.join(dataDir, 'pglite')} failed to start: listen EADDRINUSE: address already in use 127.0.0.1:${port}`,
+    );
+  } finally {
+    await new Promise((resolve) => blocker.close(resolve));
+  }
+  expect(fs.existsSync(path.join(dataDir, 'embedded-db.lock'))).toBe(false);
+});
+
 test('a lock left by a process that died is taken over', async () => {
   const dead = spawn(process.execPath, ['-e', '']);
   const deadPid = dead.pid!;
@@ -192,20 +211,37 @@ test('a pool of one connection serves concurrent Prisma interactive transactions
   }
 });
 
+/** A PostgreSQL protocol 3.0 StartupMessage. */
+function startupMessage(user: string): Buffer {
+  const body = Buffer.from(`user\0${user}\0database\0postgres\0\0`);
+  const head = Buffer.alloc(8);
+  head.writeInt32BE(body.length + 8, 0);
+  head.writeInt32BE(196608, 4);
+  return Buffer.concat([head, body]);
+}
+
 test('stop() closes the connection in use and refuses one waiting for the slot', async () => {
   const db = await start(dataDir);
   const holder = new Client({ connectionString: db.connectionString });
   holder.on('error', () => undefined);
   await holder.connect();
-  const waiter = new Client({ connectionString: db.connectionString });
+  const waiter = net.connect(Number(new URL(db.connectionString).port), '127.0.0.1');
+  const received: Buffer[] = [];
+  waiter.on('data', (chunk) => received.push(chunk));
   waiter.on('error', () => undefined);
-  const waiting = waiter.connect();
+  const waiterClosed = once(waiter, 'close');
   try {
+    await once(waiter, 'connect');
+    waiter.write(startupMessage('postgres'));
+    // The server took up the waiting connection before the holder's later query.
+    await holder.query('SELECT 1');
     await db.stop();
-    await expect(waiting).rejects.toThrow();
+    await waiterClosed;
+    expect(Buffer.concat(received).toString()).toContain('57P01');
     await expect(holder.query('SELECT 1')).rejects.toThrow();
   } finally {
-    await Promise.all([holder.end().catch(() => undefined), waiter.end().catch(() => undefined)]);
+    waiter.destroy();
+    await holder.end().catch(() => undefined);
   }
 });
 

@@ -18,8 +18,10 @@ afterAll(async () => {
 });
 
 const connected = (s: SseClient) => s.waitForEvent((e) => e.event === 'connected');
-const isComment = (type: string, id: number) => (e: { event: string; data: { comment?: CommentJson; comment_id?: number } }) =>
-  e.event === type && (e.data.comment?.id === id || e.data.comment_id === id);
+const isComment =
+  (type: string, id: number) =>
+  (e: { event: string; data: { comment?: CommentJson; comment_id?: number } }) =>
+    e.event === type && (e.data.comment?.id === id || e.data.comment_id === id);
 
 describe('cross-replica delivery', () => {
   test('a comment posted, edited and deleted reaches subscribers on both replicas exactly once each', async () => {
@@ -264,7 +266,12 @@ describe('mentions on personal streams across replicas', () => {
     for (const s of [alice, dave]) {
       const e = await s.waitForEvent((e) => e.event === 'mention');
       expect(e.id).toBe('1');
-      expect(e.data).toEqual({ type: 'mention', track_id: track, comment: second, from_user: fromBob });
+      expect(e.data).toEqual({
+        type: 'mention',
+        track_id: track,
+        comment: second,
+        from_user: fromBob,
+      });
     }
     const creatorMentions = await creator.waitForEvents((e) => e.event === 'mention', 2);
     expect(creatorMentions.map((e) => e.data.comment!.id)).toEqual([first.id, second.id]);
@@ -284,7 +291,9 @@ describe('mentions on personal streams across replicas', () => {
     expect(mentionsOf(creator)).toEqual([first.id, second.id, third.id]);
     // Personal streams carry mentions only (no track events).
     for (const s of all) {
-      expect(s.events().filter((e) => e.event !== 'connected' && e.event !== 'mention')).toEqual([]);
+      expect(s.events().filter((e) => e.event !== 'connected' && e.event !== 'mention')).toEqual(
+        [],
+      );
     }
     for (const s of all) s.close();
   });
@@ -294,14 +303,11 @@ describe('heartbeat', () => {
   test('an idle stream receives `: ping` comments repeatedly (HEARTBEAT_MS=200)', async () => {
     const track = await env.newTrack();
     const s = await env.trackStream(env.b, 'bob', track);
-    await connected(s);
+    const hello = await connected(s);
+    // The default interval is 15 s: four pings within 5 s can only come from HEARTBEAT_MS.
     const pings = await s.waitForComments((t) => t === 'ping', 4, 5000);
-    const gaps = pings.slice(1).map((p, i) => p.at - pings[i]!.at);
-    // Repeated, at roughly the configured interval (loose bounds: a shared 2-core machine).
-    for (const gap of gaps) {
-      expect(gap).toBeGreaterThan(50);
-      expect(gap).toBeLessThan(1500);
-    }
+    // Spread out over time, not sent in one burst (loose: a shared 2-core machine).
+    expect(pings[3]!.at - hello.at).toBeGreaterThanOrEqual(400);
     expect(s.events().map((e) => e.event)).toEqual(['connected']);
     s.close();
   });

@@ -40,7 +40,10 @@ test('/metrics counts streams, publishes, deliveries, latency, replays, resets, 
   const trackId = await c().newTrack();
   const streams: SseClient[] = [];
   const open = async (path: string, user: 'alice' | 'bob' | 'creator', lastEventId?: string) => {
-    const s = await SseClient.open(`${replica.url}${path}`, { token: c().tokens[user], lastEventId });
+    const s = await SseClient.open(`${replica.url}${path}`, {
+      token: c().tokens[user],
+      lastEventId,
+    });
     streams.push(s);
     expect(s.status).toBe(200);
     return s;
@@ -74,31 +77,38 @@ test('/metrics counts streams, publishes, deliveries, latency, replays, resets, 
     await personal.waitForEvents((e) => e.event === 'mention', 3, 20000);
     const m2 = await c().metrics(0);
     const d2 = delta(m2, m1);
-    expect(d2('trackcomments_events_published_total', { type: 'new_comment', source: 'commit' })).toBe(3);
-    expect(d2('trackcomments_events_published_total', { type: 'mention', source: 'commit' })).toBe(3);
+    expect(
+      d2('trackcomments_events_published_total', { type: 'new_comment', source: 'commit' }),
+    ).toBe(3);
+    expect(d2('trackcomments_events_published_total', { type: 'mention', source: 'commit' })).toBe(
+      3,
+    );
     expect(d2('trackcomments_events_delivered_total', { type: 'new_comment' })).toBe(6);
     expect(d2('trackcomments_events_delivered_total', { type: 'mention' })).toBe(3);
     // One latency observation per event reaching each stream here (3 on the track, 3 personal).
     const lagCount = d2('trackcomments_publish_to_delivery_seconds_count');
     expect(lagCount).toBeGreaterThanOrEqual(6);
-    expect(
-      d2('trackcomments_publish_to_delivery_seconds_bucket', { le: '+Inf' }),
-    ).toBe(lagCount);
+    expect(d2('trackcomments_publish_to_delivery_seconds_bucket', { le: '+Inf' })).toBe(lagCount);
     expect(m2.value('trackcomments_publish_to_delivery_seconds_sum')).toBeGreaterThan(0);
     // Buckets are cumulative.
     const buckets = m2
       .find('trackcomments_publish_to_delivery_seconds_bucket')
       .map((s) => ({ le: Number(s.labels.le === '+Inf' ? Infinity : s.labels.le), v: s.value }))
       .sort((x, y) => x.le - y.le);
-    for (let i = 1; i < buckets.length; i++) expect(buckets[i]!.v).toBeGreaterThanOrEqual(buckets[i - 1]!.v);
+    for (let i = 1; i < buckets.length; i++)
+      expect(buckets[i]!.v).toBeGreaterThanOrEqual(buckets[i - 1]!.v);
     // Request durations by route pattern (not by raw path, which would explode the label set).
     const posts = { method: 'POST', route: COMMENTS_ROUTE, status: '201' };
     expect(d2('trackcomments_http_request_duration_seconds_count', posts)).toBe(3);
-    expect(d2('trackcomments_http_request_duration_seconds_bucket', { ...posts, le: '+Inf' })).toBe(3);
+    expect(d2('trackcomments_http_request_duration_seconds_bucket', { ...posts, le: '+Inf' })).toBe(
+      3,
+    );
     expect(m2.value('trackcomments_http_request_duration_seconds_sum', posts)).toBeGreaterThan(0);
     expect(
       m2.samples.some(
-        (s) => s.name.startsWith('trackcomments_http_request_duration') && s.labels.route?.includes(trackId),
+        (s) =>
+          s.name.startsWith('trackcomments_http_request_duration') &&
+          s.labels.route?.includes(trackId),
       ),
     ).toBe(false);
 

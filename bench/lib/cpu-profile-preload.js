@@ -1,6 +1,8 @@
 // Preloaded into each replica (NODE_OPTIONS=--require ...) when the bench runs
 // with --profile-dir: Node 20 refuses --cpu-prof in NODE_OPTIONS, so the V8
-// profiler is driven through the inspector and the profile written at exit.
+// profiler is driven through the inspector. The bench sends SIGUSR2 when the
+// measured window starts and again when it ends; the profile of that window is
+// written then (or at exit if the second signal never came).
 const inspector = require('node:inspector');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -11,8 +13,10 @@ if (dir) {
   session.connect();
   session.post('Profiler.enable');
   session.post('Profiler.setSamplingInterval', { interval: 500 });
-  session.post('Profiler.start');
-  process.on('exit', () => {
+  let running = false;
+  const stop = () => {
+    if (!running) return;
+    running = false;
     // In-thread inspector sessions answer synchronously, so this completes before exit.
     session.post('Profiler.stop', (err, res) => {
       if (!err) {
@@ -22,5 +26,14 @@ if (dir) {
         );
       }
     });
+  };
+  process.on('SIGUSR2', () => {
+    if (running) {
+      stop();
+    } else {
+      running = true;
+      session.post('Profiler.start');
+    }
   });
+  process.on('exit', stop);
 }

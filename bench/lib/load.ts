@@ -68,6 +68,11 @@ export interface LoadResult {
   /** Same, split by whether the subscriber is on the replica that took the POST. */
   latencySameTargetMs: Summary;
   latencyOtherTargetMs: Summary;
+  /**
+   * ms from the POST's response to the delivery (negative: the frame came
+   * first). Separates fan-out from the time the POST itself took.
+   */
+  latencyAfterResponseMs: Summary;
   /** Unique deliveries received by the subscribers of each target. */
   uniquePerTarget: number[];
   postLatencyMs: Summary;
@@ -296,6 +301,7 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
     const latencies: number[] = [];
     const same: number[] = [];
     const other: number[] = [];
+    const afterResponse: number[] = [];
     let unexpected = 0;
     let inWindow = 0;
     let lastArrival = firstPostStart;
@@ -311,6 +317,7 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
         }
         const lat = at - postStart[k]!;
         latencies.push(lat);
+        afterResponse.push(at - o.end);
         const subTarget = targetOfSub(r.deliverySubscriber[i]!);
         uniquePerTarget[subTarget]!++;
         // Only meaningful when subscriber and poster targets are the same servers (no proxy).
@@ -370,6 +377,7 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
       latencyMs: roundSummary(summarize(latencies)),
       latencySameTargetMs: roundSummary(summarize(same)),
       latencyOtherTargetMs: roundSummary(summarize(other)),
+      latencyAfterResponseMs: roundSummary(summarize(afterResponse)),
       uniquePerTarget,
       postLatencyMs: roundSummary(summarize(postLat)),
       postRatePerS: round(C > 1 ? ((C - 1) * 1000) / postWindowMs : NaN, 1),

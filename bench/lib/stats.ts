@@ -7,6 +7,7 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
 
 export interface Summary {
   count: number;
+  min: number;
   p50: number;
   p90: number;
   p99: number;
@@ -20,6 +21,7 @@ export function summarize(values: ArrayLike<number>): Summary {
   for (let i = 0; i < sorted.length; i++) sum += sorted[i]!;
   return {
     count: sorted.length,
+    min: sorted.length ? sorted[0]! : NaN,
     p50: percentile(sorted, 50),
     p90: percentile(sorted, 90),
     p99: percentile(sorted, 99),
@@ -35,6 +37,7 @@ export const round = (v: number, digits = 3): number =>
 export function roundSummary(s: Summary, digits = 3): Summary {
   return {
     count: s.count,
+    min: round(s.min, digits),
     p50: round(s.p50, digits),
     p90: round(s.p90, digits),
     p99: round(s.p99, digits),

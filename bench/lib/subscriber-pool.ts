@@ -22,6 +22,8 @@ export interface PoolPlan {
   connectConcurrency: number;
   /** Delay before a dropped stream reconnects with Last-Event-ID. */
   reconnectDelayMs: number;
+  /** A stream without its `connected` event after this long is given up (default 30 s). */
+  connectTimeoutMs?: number;
 }
 
 export interface PoolProgress {
@@ -230,6 +232,11 @@ export class SubscriberPool {
       },
       (frame) => this.frame(sub, frame),
     );
+    const connectTimer = setTimeout(() => {
+      if (sub.connected || sub.socket !== socket) return;
+      this.socketErrors['connect timeout'] = (this.socketErrors['connect timeout'] ?? 0) + 1;
+      socket.destroy();
+    }, this.plan.connectTimeoutMs ?? 30000);
     socket.on('connect', () => socket.write(request));
     socket.on('data', (chunk: Buffer) => {
       parser.push(chunk);
@@ -242,6 +249,7 @@ export class SubscriberPool {
       this.socketErrors[key] = (this.socketErrors[key] ?? 0) + 1;
     });
     socket.on('close', () => {
+      clearTimeout(connectTimer);
       if (sub.socket !== socket) return;
       sub.socket = undefined;
       if (sub.connected) {

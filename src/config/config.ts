@@ -104,8 +104,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration: ${issue.path.join('.')}: ${issue.message}`);
   }
   const v = parsed.data;
-  if (production && !v.AUTH_SECRET) throw new ConfigError('AUTH_SECRET is required when NODE_ENV=production');
-  if (production && !v.ADMIN_TOKEN) throw new ConfigError('ADMIN_TOKEN is required when NODE_ENV=production');
+  if (production && !v.AUTH_SECRET)
+    throw new ConfigError('AUTH_SECRET is required when NODE_ENV=production');
+  if (production && !v.ADMIN_TOKEN)
+    throw new ConfigError('ADMIN_TOKEN is required when NODE_ENV=production');
   return {
     nodeEnv,
     production,

@@ -1,5 +1,11 @@
 import { mentionedUsernames } from './mentions';
-import { DomainError, type Comment, type CommentCursor, type CommentOrder, type User } from './types';
+import {
+  DomainError,
+  type Comment,
+  type CommentCursor,
+  type CommentOrder,
+  type User,
+} from './types';
 import type { CatalogStore } from '../store/catalog-store';
 import type { CommentStore } from '../store/comment-store';
 import type { NewEvent } from '../store/event-log';

@@ -49,11 +49,13 @@ interface BodyParserError {
 
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
-    if (err instanceof HttpError) return sendError(res, err.status, err.code, err.message, err.headers);
+    if (err instanceof HttpError)
+      return sendError(res, err.status, err.code, err.message, err.headers);
     if (err instanceof DomainError || err instanceof AuthError) {
       return sendError(res, err.status, err.code, err.message);
     }
-    if (err instanceof z.ZodError) return sendError(res, 400, 'invalid_input', describeZodError(err));
+    if (err instanceof z.ZodError)
+      return sendError(res, 400, 'invalid_input', describeZodError(err));
     const bp = err as BodyParserError;
     switch (bp?.type) {
       case 'entity.too.large':
@@ -62,7 +64,12 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
         return sendError(res, 400, 'invalid_json', 'request body is not valid JSON');
       case 'charset.unsupported':
       case 'encoding.unsupported':
-        return sendError(res, 415, 'unsupported_media_type', 'unsupported body encoding or charset');
+        return sendError(
+          res,
+          415,
+          'unsupported_media_type',
+          'unsupported body encoding or charset',
+        );
       case 'request.aborted':
         return;
     }

@@ -6,7 +6,8 @@ import { pinoHttp } from 'pino-http';
 const SECRET_PARAMS = /([?&](?:access_token|token|jwt|id_token|auth|authorization)=)[^&#]*/gi;
 
 /** A URL fit for logs: token-like query values replaced. */
-export const redactUrl = (url: string | undefined) => (url ?? '').replace(SECRET_PARAMS, '$1[REDACTED]');
+export const redactUrl = (url: string | undefined) =>
+  (url ?? '').replace(SECRET_PARAMS, '$1[REDACTED]');
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -28,7 +29,12 @@ export function httpLogger(logger: Logger) {
     customLogLevel: (_req, res, err) =>
       err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
     serializers: {
-      req: (req: { id: unknown; method: string; url: string; raw: IncomingMessage & { ip?: string } }) => ({
+      req: (req: {
+        id: unknown;
+        method: string;
+        url: string;
+        raw: IncomingMessage & { ip?: string };
+      }) => ({
         id: req.id,
         method: req.method,
         url: redactUrl(req.url),

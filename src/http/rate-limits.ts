@@ -23,7 +23,8 @@ export function typingRateLimit(opts: {
     const call = opts.redisCommand;
     store = new RedisStore({
       prefix: 'tc:rl:typing:',
-      sendCommand: (command: string, ...args: string[]) => call(command, ...args) as Promise<RedisReply>,
+      sendCommand: (command: string, ...args: string[]) =>
+        call(command, ...args) as Promise<RedisReply>,
     });
   }
   return rateLimit({

@@ -52,6 +52,8 @@ export interface SseMessage {
   data: Record<string, unknown> | undefined;
   /** Node clock (ms epoch) when the test process heard of it. */
   at: number;
+  /** Page clock (ms epoch, same host) when the EventSource dispatched it. */
+  pageAt: number;
 }
 
 export interface DemoPage {
@@ -171,7 +173,8 @@ const PAGE_PROBES = `(() => {
       for (const name of names) {
         this.addEventListener(name, (e) => {
           const data = typeof e.data === 'string' ? e.data : null;
-          setTimeout(() => window.__probeSse(String(url), name, data), 0);
+          const at = Date.now();
+          setTimeout(() => window.__probeSse(String(url), name, data, at), 0);
         });
       }
     }
@@ -368,15 +371,18 @@ export async function startBrowserEnv(): Promise<BrowserEnv> {
       });
       page.on('pageerror', (err) => demo.pageErrors.push(String(err)));
       pages.push(demo);
-      await page.exposeFunction('__probeSse', (url: string, event: string, data: string | null) => {
-        let parsed: Record<string, unknown> | undefined;
-        try {
-          parsed = data === null ? undefined : (JSON.parse(data) as Record<string, unknown>);
-        } catch {
-          parsed = { unparseable: data };
-        }
-        demo.sse.push({ stream: streamOf(url), event, data: parsed, at: Date.now() });
-      });
+      await page.exposeFunction(
+        '__probeSse',
+        (url: string, event: string, data: string | null, pageAt: number) => {
+          let parsed: Record<string, unknown> | undefined;
+          try {
+            parsed = data === null ? undefined : (JSON.parse(data) as Record<string, unknown>);
+          } catch {
+            parsed = { unparseable: data };
+          }
+          demo.sse.push({ stream: streamOf(url), event, data: parsed, at: Date.now(), pageAt });
+        },
+      );
       await page.addInitScript(PAGE_PROBES);
 
       await page.goto(`${via.url}/#track=${encodeURIComponent(trackId)}`, {

@@ -63,7 +63,12 @@ export interface Cluster {
   /** One request on its own connection (replicas die and come back on the same port). */
   request(base: string, method: string, path: string, opts?: RequestOptions): Promise<HttpAnswer>;
   /** POSTs a comment as `user` to `base`; throws unless 201. */
-  postComment(base: string, user: ClusterUser, trackId: string, content: string): Promise<CommentJson>;
+  postComment(
+    base: string,
+    user: ClusterUser,
+    trackId: string,
+    content: string,
+  ): Promise<CommentJson>;
   /** Every comment of a track in creation order (all pages). */
   listComments(base: string, trackId: string): Promise<CommentJson[]>;
   /** A fresh track on the album (through the admin API of the first running replica). */
@@ -145,7 +150,12 @@ export class MetricSamples {
 export function httpRequest(
   url: string,
   method: string,
-  opts: { headers?: Record<string, string>; body?: string; localAddress?: string; timeoutMs?: number } = {},
+  opts: {
+    headers?: Record<string, string>;
+    body?: string;
+    localAddress?: string;
+    timeoutMs?: number;
+  } = {},
 ): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -218,7 +228,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         }),
       );
       if (process.env.CLUSTER_DEBUG) {
-        for (const r of allReplicas) process.stderr.write(`--- replica :${r.port}\n${r.output()}\n`);
+        for (const r of allReplicas)
+          process.stderr.write(`--- replica :${r.port}\n${r.output()}\n`);
       }
       await redis?.stop().catch((e: unknown) => errors.push(e));
       await db?.drop().catch((e: unknown) => errors.push(e));
@@ -304,10 +315,15 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       tokens,
       request,
       async postComment(base, user, trackId, content) {
-        const res = await request(base, 'POST', `/api/tracks/${encodeURIComponent(trackId)}/comments`, {
-          user,
-          body: { content, timestamp: 0 },
-        });
+        const res = await request(
+          base,
+          'POST',
+          `/api/tracks/${encodeURIComponent(trackId)}/comments`,
+          {
+            user,
+            body: { content, timestamp: 0 },
+          },
+        );
         if (res.status !== 201) throw new Error(`POST comment: got ${res.status} ${res.text}`);
         return (res.json as { comment: CommentJson }).comment;
       },
@@ -331,7 +347,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       },
       async newTrack() {
         const id = `t-${randomUUID()}`;
-        await admin(`/api/admin/tracks/${id}`, { title: `Track ${id}`, album_id: CLUSTER_ALBUM_ID });
+        await admin(`/api/admin/tracks/${id}`, {
+          title: `Track ${id}`,
+          album_id: CLUSTER_ALBUM_ID,
+        });
         return id;
       },
       async restartReplica(slot) {

@@ -1,15 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import net from 'node:net';
+import { Client } from 'pg';
 import { createPrisma, type Db } from '../../src/store/prisma';
 import { PrismaEventLog } from '../../src/store/event-log';
 import { startRedisServer, type RedisServer } from './redis-server';
-import {
-  TEST_ADMIN_TOKEN,
-  startReplica,
-  userToken,
-  waitFor,
-  type Replica,
-} from './replica';
+import { TEST_ADMIN_TOKEN, startReplica, userToken, waitFor, type Replica } from './replica';
 import { createTestDatabase, type TestDatabase } from './test-db';
 import { SseClient, type CommentJson, type SseOpenOptions } from './sse-client';
 
@@ -82,20 +78,26 @@ export interface LiveEnv {
   ): Promise<SseClient>;
   /** Registers a client opened elsewhere so `close()` closes it. */
   track(client: SseClient): SseClient;
-  /** Starts one more replica of this setup (on `port` if given). */
-  startReplica(port?: number): Promise<Replica>;
+  /** Starts one more replica of this setup (on `port` if given; `env` overrides the setup's). */
+  startReplica(port?: number, env?: Record<string, string>): Promise<Replica>;
   /** Starts a new replica on the port of `dead` (which must have exited) and puts it in its place. */
   restartReplica(dead: Replica): Promise<Replica>;
   /** The /metrics text of a replica. */
   metrics(replica: Replica): Promise<string>;
   /** The event log over this database, for what the replicas would do on a timer (pruning). */
   eventLog(): PrismaEventLog;
+  /** A query on the test database (for asserting rows, e.g. what is still unpublished). */
+  sql<R extends Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
   /** Stops every client and process, drops the database; safe to call twice. */
   close(): Promise<void>;
 }
 
 /** Sum of a metric's samples in Prometheus text (all label sets), 0 when absent. */
-export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+export function metricValue(
+  text: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number {
   let sum = 0;
   for (const line of text.split('\n')) {
     if (line.startsWith('#')) continue;
@@ -155,6 +157,7 @@ export async function startLiveEnv(
   let redis: RedisServer | undefined;
   let prisma: Db | undefined;
   let log: PrismaEventLog | undefined;
+  let pg: Promise<Client> | undefined;
   let closing: Promise<void> | undefined;
 
   const close = () =>
@@ -175,6 +178,7 @@ export async function startLiveEnv(
         for (const r of replicas) process.stderr.write(`--- replica :${r.port}\n${r.output()}\n`);
       }
       await prisma?.$disconnect().catch((e) => errors.push(e));
+      if (pg) await (await pg.catch(() => undefined))?.end().catch((e) => errors.push(e));
       await redis?.stop().catch((e) => errors.push(e));
       await db?.drop().catch((e) => errors.push(e));
       if (errors.length > 0) throw errors[0];
@@ -191,8 +195,8 @@ export async function startLiveEnv(
       SHUTDOWN_TIMEOUT_MS: '3000',
       ...opts.env,
     };
-    const launch = async (port?: number) => {
-      const r = await startReplica({ env: replicaEnv, port });
+    const launch = async (port?: number, extra: Record<string, string> = {}) => {
+      const r = await startReplica({ env: { ...replicaEnv, ...extra }, port });
       replicas.push(r);
       return r;
     };
@@ -275,10 +279,15 @@ export async function startLiveEnv(
       tokens,
       api,
       async postComment(replica, user, trackId, content, timestamp = 0) {
-        const res = await api(replica, 'POST', `/api/tracks/${encodeURIComponent(trackId)}/comments`, {
-          user,
-          body: { content, timestamp },
-        });
+        const res = await api(
+          replica,
+          'POST',
+          `/api/tracks/${encodeURIComponent(trackId)}/comments`,
+          {
+            user,
+            body: { content, timestamp },
+          },
+        );
         if (res.status !== 201) {
           throw new Error(`POST comment on :${replica.port}: got ${res.status} ${res.text}`);
         }
@@ -292,7 +301,7 @@ export async function startLiveEnv(
         clients.add(client);
         return client;
       },
-      startReplica: (port) => launch(port),
+      startReplica: (port, extra) => launch(port, extra),
       async restartReplica(dead) {
         if (!dead.exited) throw new Error(`replica on :${dead.port} is still running`);
         const fresh = await launch(dead.port);
@@ -310,6 +319,16 @@ export async function startLiveEnv(
         log ??= new PrismaEventLog(prisma);
         return log;
       },
+      async sql<R extends Record<string, unknown>>(text: string, params: unknown[] = []) {
+        pg ??= (async () => {
+          const client = new Client({ connectionString: db!.url });
+          client.on('error', () => undefined);
+          await client.connect();
+          return client;
+        })();
+        const res = await (await pg).query<R>(text, params);
+        return res.rows;
+      },
       close,
     };
     return env;
@@ -317,6 +336,62 @@ export async function startLiveEnv(
     await close().catch(() => undefined);
     throw err;
   }
+}
+
+export interface TcpProxy {
+  /** `host:port` clients connect to. */
+  port: number;
+  /** Drops every connection and refuses new ones until `restore()`. */
+  cut(): void;
+  restore(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A loopback TCP proxy to `upstreamPort` that a test can cut: gives one
+ * replica its own path to Redis, so that replica alone loses the bus.
+ */
+export async function startTcpProxy(upstreamPort: number): Promise<TcpProxy> {
+  const sockets = new Set<net.Socket>();
+  let isCut = false;
+  const server = net.createServer((client) => {
+    if (isCut) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect({ host: '127.0.0.1', port: upstreamPort });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const dropAll = () => {
+    for (const s of sockets) s.destroy();
+  };
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut() {
+      isCut = true;
+      dropAll();
+    },
+    restore() {
+      isCut = false;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        dropAll();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 /** Waits until `check` holds, polling (for conditions with no event to await, like a metric). */

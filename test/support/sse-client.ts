@@ -247,7 +247,9 @@ export class SseClient {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(waiter);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${this.describe()}`));
+        reject(
+          new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${this.describe()}`),
+        );
       }, timeoutMs);
       const waiter: Waiter = {
         check: () => {
