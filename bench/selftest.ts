@@ -5,6 +5,7 @@
  * by rule. Run: `npx tsx bench/selftest.ts` (exit code 0 = all passed).
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { FakeSseServer, type FakeFaults } from './lib/fake-server';
 import { runLoad } from './lib/load';
 import { WorkerGroup } from './lib/subscriber-group';
@@ -268,6 +269,41 @@ async function failedConnectTest(): Promise<void> {
   }
 }
 
+async function connectTimeoutTest(): Promise<void> {
+  // A server that accepts and never answers: the open must give up, not hang the bench.
+  const held = new Set<net.Socket>();
+  const silent = net.createServer((socket) => {
+    held.add(socket);
+    socket.on('close', () => held.delete(socket));
+  });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const port = (silent.address() as net.AddressInfo).port;
+  try {
+    await check('pool: a stream that never answers fails after connectTimeoutMs', async () => {
+      const pool = new SubscriberPool({
+        runTag: 'x',
+        trackIds: ['a'],
+        targets: [{ host: '127.0.0.1', port }],
+        tokens: ['user-1'],
+        subscribers: [[0, 0, 0, 0]],
+        connectConcurrency: 1,
+        reconnectDelayMs: 10,
+        connectTimeoutMs: 300,
+      });
+      const started = Date.now();
+      await pool.openAll();
+      const r = pool.result();
+      pool.close();
+      assert.equal(r.failedConnects, 1);
+      assert.equal(r.socketErrors['connect timeout'], 1);
+      assert.ok(Date.now() - started < 5000);
+    });
+  } finally {
+    for (const socket of held) socket.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
+  }
+}
+
 const faults = (over: FakeFaults): FakeFaults => ({
   drop: (u, n) => u % 5 === 1 && n % 4 === 0,
   duplicate: (u, n) => u % 5 === 2 && n % 3 === 0,
@@ -278,9 +314,12 @@ const faults = (over: FakeFaults): FakeFaults => ({
 });
 
 async function main(): Promise<void> {
+  // Stays 1 unless main() finishes: an event loop that drains early is a failure, not a pass.
+  process.exitCode = 1;
   await parserTests();
   await clockTest();
   await failedConnectTest();
+  await connectTimeoutTest();
   await loadTest('in-process, chunked, LF', 0, faults({ chunked: true }));
   await loadTest(
     '2 workers, identity, CRLF, split frames',

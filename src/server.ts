@@ -158,6 +158,7 @@ export async function startServer(
     logger,
     metrics,
     retentionMs: config.eventRetentionMs,
+    pruneIntervalMs: config.eventPruneIntervalMs,
   });
   relay.start();
   const comments = new CommentService(catalog, new CommentStore(prisma), (events) => {

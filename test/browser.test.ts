@@ -22,21 +22,6 @@ import { waitFor } from './support/replica';
  * check, which is the issue's own claim. Screenshots: test-artifacts/browser-*.png.
  */
 
-// jest's CommonJS runtime cannot load `jose` (ESM only), which src/auth/tokens.ts imports and
-// test/support/replica.ts re-exports; sign the same HS256 JWT with node:crypto instead. The
-// replicas (real processes) still verify with jose.
-jest.mock('../src/auth/tokens', () => {
-  const { createHmac } = jest.requireActual<typeof import('node:crypto')>('node:crypto');
-  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
-  return {
-    async signUserToken(secret: string, userId: number, ttlSeconds = 3600): Promise<string> {
-      const now = Math.floor(Date.now() / 1000);
-      const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: String(userId), iat: now, exp: now + ttlSeconds })}`;
-      return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`;
-    },
-  };
-});
-
 const RUN = randomBytes(3).toString('hex');
 const TRACK = DEMO_TRACKS[0];
 const SLOW = 30000;

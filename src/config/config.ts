@@ -21,6 +21,8 @@ export interface Config {
   sseRetryMs: number;
   /** How long events stay in the log for resume. */
   eventRetentionMs: number;
+  /** How often each replica prunes events older than the retention. */
+  eventPruneIntervalMs: number;
   /** A subscriber whose unsent bytes pass this is disconnected. */
   maxSubscriberBufferBytes: number;
   maxStreamsPerUser: number;
@@ -85,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     DEMO_PAGE: boolFrom(embedded),
     SSE_RETRY_MS: intFrom('SSE_RETRY_MS', 2000, 0),
     EVENT_RETENTION_MS: intFrom('EVENT_RETENTION_MS', 24 * 3600 * 1000, 1000),
+    EVENT_PRUNE_INTERVAL_MS: intFrom('EVENT_PRUNE_INTERVAL_MS', 60_000, 100),
     MAX_SUBSCRIBER_BUFFER_BYTES: intFrom('MAX_SUBSCRIBER_BUFFER_BYTES', 1024 * 1024, 1024),
     MAX_STREAMS_PER_USER: intFrom('MAX_STREAMS_PER_USER', 20, 1),
     MAX_STREAMS_PER_REPLICA: intFrom('MAX_STREAMS_PER_REPLICA', 50000, 1),
@@ -126,6 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     demoPage: v.DEMO_PAGE,
     sseRetryMs: v.SSE_RETRY_MS,
     eventRetentionMs: v.EVENT_RETENTION_MS,
+    eventPruneIntervalMs: v.EVENT_PRUNE_INTERVAL_MS,
     maxSubscriberBufferBytes: v.MAX_SUBSCRIBER_BUFFER_BYTES,
     maxStreamsPerUser: v.MAX_STREAMS_PER_USER,
     maxStreamsPerReplica: v.MAX_STREAMS_PER_REPLICA,

@@ -69,6 +69,8 @@ class Subscriber {
   ended = false;
   /** Removed from the hub's bookkeeping. */
   removed = false;
+  /** The `connected` frame of a fresh subscriber, written when it joins the live set. */
+  greeting: string | null = null;
 
   constructor(
     readonly socket: Socket,
@@ -220,14 +222,21 @@ export class StreamHub {
           : 'Connected to your personal stream',
       connection_id: randomUUID(),
     });
-    // The first write carries the headers too (one packet).
-    res.write(retryText(this.retryMs) + frameText(null, 'connected', connected));
+    const greeting = frameText(null, 'connected', connected);
     this.metrics.eventsDelivered.inc({ type: 'connected' });
+    const resuming = target.lastEventId !== undefined && target.lastEventId.trim() !== '';
+    if (resuming) {
+      // The first write carries the headers too (one packet); the replay follows `connected`.
+      res.write(retryText(this.retryMs) + greeting);
+    } else {
+      // A fresh subscriber gets `connected` only once it is in the live set (see join): an
+      // event committed after the client saw `connected` is then always delivered to it.
+      res.write(retryText(this.retryMs));
+      sub.greeting = greeting;
+    }
 
     try {
-      if (target.lastEventId !== undefined && target.lastEventId.trim() !== '') {
-        await this.replay(sub, target.lastEventId.trim());
-      }
+      if (resuming) await this.replay(sub, target.lastEventId!.trim());
       if (sub.ended) return;
       await new Promise<void>((done) => this.enqueue(state, { kind: 'join', sub, done }));
       // The join failed (log unreachable): let the client reconnect and resume instead of idling.
@@ -691,7 +700,12 @@ export class StreamHub {
       this.writeStored(sub, events, state.lastSeq);
       if (sub.lastSentSeq === before) break;
     }
-    if (!sub.ended) state.live.add(sub);
+    if (sub.ended) return;
+    if (sub.greeting !== null) {
+      this.write(sub, sub.greeting);
+      sub.greeting = null;
+    }
+    state.live.add(sub);
   }
 
   private async fillGapThenAccept(
