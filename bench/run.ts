@@ -51,7 +51,12 @@ class Cleanup {
   private readonly steps: { name: string; fn: () => Promise<unknown> }[] = [];
   private running: Promise<void> | undefined;
 
+  /** Registers a stop step; once cleanup has begun (SIGINT), stops the thing at once and aborts the run. */
   add(name: string, fn: () => Promise<unknown>): void {
+    if (this.running) {
+      void fn().catch(() => undefined);
+      throw new Error('interrupted');
+    }
     this.steps.push({ name, fn });
   }
 
@@ -199,6 +204,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
   const db = await createTestDatabase();
   cleanup.add('database', () => db.drop());
   const dbName = new URL(db.url).pathname.slice(1);
+  log(`database ${dbName}, redis-server :${redis.port}`);
 
   const serverEnv: Record<string, string> = {
     NODE_ENV: 'production',
@@ -402,6 +408,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
     settleMs: opts.settleMs,
     reconnectDelayMs: 500,
     onPhase,
+    registerCleanup: (name, fn) => cleanup.add(name, fn),
     log,
   });
 
@@ -532,6 +539,7 @@ function table(r: BenchResult): string {
   if (r.latency_same_replica_ms) rows.push(['  same replica (ms)', s(r.latency_same_replica_ms)]);
   if (r.latency_cross_replica_ms)
     rows.push(['  cross replica (ms)', s(r.latency_cross_replica_ms)]);
+  rows.push(['  after POST response (ms)', s(r.latency_after_post_response_ms)]);
   const d = r.deliveries;
   rows.push([
     'deliveries',
@@ -594,12 +602,17 @@ async function main(): Promise<void> {
   const opts = parseOptions(argv, process.env);
   const cleanup = new Cleanup();
   let interrupted = false;
+  let firstSignalAt = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     if (interrupted) {
-      log(`${signal} again: exiting now`);
+      // Ctrl-C reaches this process twice (directly and relayed by the tsx/npm
+      // wrappers); only a later, deliberate second signal skips the cleanup.
+      if (Date.now() - firstSignalAt < 3000) return;
+      log(`${signal} again: exiting without finishing the cleanup`);
       process.exit(130);
     }
     interrupted = true;
+    firstSignalAt = Date.now();
     log(`${signal}: stopping everything`);
     void cleanup.run().then(() => process.exit(130));
   };
@@ -620,6 +633,7 @@ async function main(): Promise<void> {
     console.log(json);
     log(`results written to ${path.relative(ROOT, outDir)}/latest.json`);
   } catch (err) {
+    if (interrupted) return; // the signal handler cleans up and exits
     log(`failed: ${(err as Error).stack ?? String(err)}`);
     for (const r of startedReplicas) {
       const out = r.output().trim();

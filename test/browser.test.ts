@@ -56,16 +56,27 @@ function scenario(name: string, body: () => Promise<void>, timeoutMs = 180000): 
   );
 }
 
+/** One page's screenshot in the middle of a scenario (the scenario's end takes all pages). */
+async function snapshot(p: DemoPage, label: string): Promise<void> {
+  await p.page.screenshot({
+    path: path.join(ARTIFACTS_DIR, `browser-${label}-${p.name}.png`),
+    timeout: SLOW,
+  });
+}
+
 const isNewComment = (id: number) => (m: SseMessage) =>
   m.stream === 'track' &&
   m.event === 'new_comment' &&
   (m.data?.comment as { id?: number } | undefined)?.id === id;
 
 async function expectCount(locator: Locator, n: number, what: string, timeoutMs = SLOW) {
-  await waitFor(async () => (await locator.count()) === n, {
+  let last = -1;
+  await waitFor(async () => (last = await locator.count()) === n, {
     timeoutMs,
     intervalMs: 50,
-    what: `${what} (count ${n}, last seen ${await locator.count().catch(() => '?')})`,
+    what: `${what} to number ${n}`,
+  }).catch((err: Error) => {
+    throw new Error(`${err.message} (last count: ${last})`);
   });
 }
 
@@ -110,11 +121,14 @@ afterAll(async () => {
         JSON.stringify(
           {
             timingsMs: timings,
-            pages: env.pages.map((p) => ({
-              name: p.name,
-              consoleErrors: p.consoleErrors,
-              pageErrors: p.pageErrors,
-            })),
+            pages: await Promise.all(
+              env.pages.map(async (p) => ({
+                name: p.name,
+                consoleErrors: p.consoleErrors,
+                pageErrors: p.pageErrors,
+                connectionStates: (await p.connectionStates().catch(() => [])).map((s) => s.text),
+              })),
+            ),
           },
           null,
           2,
@@ -194,7 +208,6 @@ scenario(
     expect(left).toBeCloseTo((15 / TRACK.duration_s) * 100, 3);
 
     // Exactly once: both pages have handled the stream's copy (bob also had the POST answer).
-    await alice.waitForSse(isNewComment(id), SLOW);
     await bob.waitForSse(isNewComment(id), SLOW);
     for (const p of [alice, bob]) {
       expect(await p.comment(id).count()).toBe(1);
@@ -306,6 +319,7 @@ scenario(
       .locator('[data-testid="typing-indicator"]:not([hidden])', { hasText: 'bob is typing…' })
       .waitFor({ timeout: SLOW });
     expect(await textOf(indicator)).toBe('bob is typing…');
+    await snapshot(alice, '3-typing-shown');
     // Nobody is told about their own typing.
     expect(await bob.byTestId('typing-indicator').isHidden()).toBe(true);
 
@@ -358,6 +372,8 @@ scenario('4-mention: "@alice look" from bob pops a toast on alice’s page', asy
   expect((await alice.toastsShown()).filter((t) => t.includes(text))).toHaveLength(1);
   expect((await bob.toastsShown()).filter((t) => t.includes(text))).toHaveLength(0);
   await alice.commentWithText(text).waitFor({ timeout: SLOW });
+
+  await snapshot(alice, '4-mention-toast');
 
   // The toast jumps alice's player to the comment's position (bob is at 0:15).
   await toast.click();
@@ -423,13 +439,13 @@ scenario(
     const fresh = alice.sse.slice(sseBefore);
     expect(fresh.filter(isNewComment(firstId))).toHaveLength(1);
     expect(fresh.filter(isNewComment(secondId))).toHaveLength(1);
-    // Both comments also mention alice (the album's creator); her personal stream resumed too.
+    // alice hears of both comments as the album's creator: her personal stream resumed too.
     await waitFor(
       async () => {
         const shown = await alice.toastsShown();
         return shown.some((t) => t.includes(first)) && shown.some((t) => t.includes(second));
       },
-      { timeoutMs: 60000, intervalMs: 100, what: 'mention toasts for both comments on alice' },
+      { timeoutMs: 60000, intervalMs: 100, what: 'notifications of both comments on alice' },
     );
     const shown = await alice.toastsShown();
     expect(shown.filter((t) => t.includes(first))).toEqual([

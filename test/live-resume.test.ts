@@ -199,8 +199,8 @@ describe('reset', () => {
     const stream = trackStream(track);
     for (let i = 0; i < 3; i++) await env.postComment(env.a, 'alice', track, `old ${i}`);
 
-    // The relay prunes on a fixed 60 s interval (no env knob), so run the same prune it runs,
-    // with EVENT_RETENTION_MS, until this stream's first three events are gone.
+    // Run the relay's own prune (EVENT_RETENTION_MS) here rather than on its timer
+    // (EVENT_PRUNE_INTERVAL_MS), so the other resume tests in this file keep their history.
     const log = env.eventLog();
     await waitFor(
       async () => {

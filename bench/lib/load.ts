@@ -27,6 +27,8 @@ export interface LoadConfig {
   reconnectDelayMs: number;
   /** Called at the phase boundaries (RSS and CPU sampling); awaited. */
   onPhase?: (phase: LoadPhase, info: PhaseInfo) => Promise<void>;
+  /** Lets the caller close the subscriber groups if the run is interrupted. */
+  registerCleanup?: (name: string, fn: () => Promise<unknown>) => void;
   log?: (line: string) => void;
 }
 
@@ -169,6 +171,9 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
     for (const plan of plans) {
       groups.push(cfg.workers === 0 ? new LocalGroup(plan) : await WorkerGroup.start(plan));
     }
+    cfg.registerCleanup?.('subscribers', () =>
+      Promise.all(groups.map((g) => g.close().catch(() => {}))),
+    );
     const clocks = await Promise.all(groups.map((g) => g.clockCheck()));
     const clock = {
       offsetMsMaxAbs: Math.max(...clocks.map((c) => Math.abs(c.offsetMs))),

@@ -11,7 +11,8 @@ let progressTimer: NodeJS.Timeout | undefined;
 let lastSent = '';
 
 const send = (msg: FromWorker): void => {
-  if (process.connected) process.send!(msg);
+  // The parent may be gone (it was interrupted): the 'disconnect' handler ends this process.
+  if (process.connected) process.send!(msg, undefined, {}, () => undefined);
 };
 
 const pushProgress = (): void => {
