@@ -1,6 +1,6 @@
 import http from 'node:http';
 import net from 'node:net';
-import { startCluster, httpRequest, waitReady, type Cluster } from './support/cluster';
+import { useCluster, httpRequest, waitReady, type Cluster } from './support/cluster';
 import { waitFor } from './support/replica';
 import { SseClient, type CommentJson, type SseItem } from './support/sse-client';
 
@@ -15,27 +15,15 @@ const STREAMS = 20;
 /** Slack for a heavily loaded 2-core machine. */
 const MARGIN_MS = 3000;
 
-let cluster: Cluster | undefined;
-const c = (): Cluster => {
-  if (!cluster) throw new Error('cluster did not start');
-  return cluster;
-};
-
-beforeAll(async () => {
-  cluster = await startCluster({
-    replicas: 2,
-    nginx: false,
-    env: {
-      DRAIN_SPREAD_MS: String(DRAIN_SPREAD_MS),
-      SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
-      MAX_STREAMS_PER_USER: '100',
-    },
-  });
-}, 240000);
-
-afterAll(async () => {
-  await cluster?.close();
-}, 120000);
+const c = useCluster({
+  replicas: 2,
+  nginx: false,
+  env: {
+    DRAIN_SPREAD_MS: String(DRAIN_SPREAD_MS),
+    SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+    MAX_STREAMS_PER_USER: '100',
+  },
+});
 
 type KeptAnswer = { status: number } | { closed: string };
 

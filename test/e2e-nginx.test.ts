@@ -1,11 +1,5 @@
 import { spawn } from 'node:child_process';
-import {
-  startCluster,
-  ResumingSubscriber,
-  waitReady,
-  type Cluster,
-  type ClusterUser,
-} from './support/cluster';
+import { useCluster, ResumingSubscriber, waitReady, type ClusterUser } from './support/cluster';
 import { userToken, waitFor } from './support/replica';
 import type { CommentJson } from './support/sse-client';
 
@@ -17,30 +11,18 @@ import type { CommentJson } from './support/sse-client';
 const SHUTDOWN_TIMEOUT_MS = 10000;
 const DRAIN_SPREAD_MS = 1000;
 
-let cluster: Cluster | undefined;
-const c = (): Cluster => {
-  if (!cluster) throw new Error('cluster did not start');
-  return cluster;
-};
-
-beforeAll(async () => {
-  cluster = await startCluster({
-    replicas: 3,
-    env: {
-      // The client-address test reads the app's access log lines.
-      LOG_LEVEL: 'info',
-      MAX_STREAMS_PER_USER: '500',
-      SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
-      DRAIN_SPREAD_MS: String(DRAIN_SPREAD_MS),
-    },
-    // Every test client comes from loopback: raise the per-address edge limits.
-    nginx: { streamsPerClient: 1000, writesPerSecond: 1000, writeBurst: 1000 },
-  });
-}, 240000);
-
-afterAll(async () => {
-  await cluster?.close();
-}, 120000);
+const c = useCluster({
+  replicas: 3,
+  env: {
+    // The client-address test reads the app's access log lines.
+    LOG_LEVEL: 'info',
+    MAX_STREAMS_PER_USER: '500',
+    SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+    DRAIN_SPREAD_MS: String(DRAIN_SPREAD_MS),
+  },
+  // Every test client comes from loopback: raise the per-address edge limits.
+  nginx: { streamsPerClient: 1000, writesPerSecond: 1000, writeBurst: 1000 },
+});
 
 describe('a stream through nginx', () => {
   test('curl -N gets connected, then a comment while the stream is still open; no gzip on the stream', async () => {

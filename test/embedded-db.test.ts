@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -13,9 +13,8 @@ import {
   type EmbeddedDatabase,
 } from '../src/store/embedded-db';
 import { runMigrations } from '../src/store/migrate';
+import { runMigrateCli } from './support/migrate-cli';
 
-const REPO = path.resolve(__dirname, '..');
-const CLI = path.join(REPO, 'src', 'store', 'migrate-cli.ts');
 const INIT = '20261126000000_init';
 
 // PGlite's first start runs initdb (several seconds on a busy machine).
@@ -41,21 +40,7 @@ function prismaFor(db: EmbeddedDatabase): PrismaClient {
   });
 }
 
-function runCli(env: Record<string, string | undefined>) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-    for (const [k, v] of Object.entries(env)) if (v === undefined) delete childEnv[k];
-    execFile(
-      process.execPath,
-      ['--require', 'tsx/cjs', CLI],
-      { cwd: REPO, env: childEnv, timeout: 150_000 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const runCli = (env: Record<string, string | undefined>) => runMigrateCli(env, 150_000);
 
 beforeAll(() => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'tc-embedded-'));

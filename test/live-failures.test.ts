@@ -13,9 +13,11 @@ import {
   startTcpProxy,
   waitFor,
   type LiveEnv,
+  connected,
+  twoSubscribersPerReplica,
 } from './support/live-env';
 import type { Replica } from './support/replica';
-import { numericIds, resumeSse, type CommentJson, type SseClient } from './support/sse-client';
+import { numericIds, resumeSse, type CommentJson } from './support/sse-client';
 
 let env: LiveEnv;
 let redisDown = false;
@@ -39,7 +41,6 @@ beforeEach(async () => {
   await Promise.all([ready(env.a), ready(env.b)]);
 });
 
-const connected = (s: SseClient) => s.waitForEvent((e) => e.event === 'connected');
 const range = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
@@ -239,12 +240,7 @@ describe('commit, then die before publishing', () => {
 describe('Redis stopped and restarted', () => {
   test('comments committed on both replicas while Redis is down reach every subscriber once, in order', async () => {
     const track = await env.newTrack();
-    const subs = [
-      await env.trackStream(env.a, 'bob', track),
-      await env.trackStream(env.a, 'carol', track),
-      await env.trackStream(env.b, 'dave', track),
-      await env.trackStream(env.b, 'erin', track),
-    ];
+    const subs = await twoSubscribersPerReplica(env, track);
     const creatorOnA = await env.personalStream(env.a, 'creator');
     await Promise.all([...subs, creatorOnA].map(connected));
     const posted: CommentJson[] = [];

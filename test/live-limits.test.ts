@@ -5,7 +5,14 @@
  */
 import { spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
-import { LIVE_USERS, metricValue, startLiveEnv, waitFor, type LiveEnv } from './support/live-env';
+import {
+  LIVE_USERS,
+  metricValue,
+  startLiveEnv,
+  waitFor,
+  type LiveEnv,
+  connected,
+} from './support/live-env';
 import { numericIds, type SseClient } from './support/sse-client';
 
 const TYPING_LIMIT = 3;
@@ -30,8 +37,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await env?.close();
 });
-
-const connected = (s: SseClient) => s.waitForEvent((e) => e.event === 'connected');
 
 /** The contract's error body: exactly `{"error":{"code","message"}}`, as JSON. */
 function expectErrorBody(

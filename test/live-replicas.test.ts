@@ -4,7 +4,13 @@
  * personal streams and the heartbeat (contract section 5).
  */
 import http from 'node:http';
-import { LIVE_USERS, startLiveEnv, type LiveEnv } from './support/live-env';
+import {
+  LIVE_USERS,
+  startLiveEnv,
+  type LiveEnv,
+  connected,
+  twoSubscribersPerReplica,
+} from './support/live-env';
 import { numericIds, type CommentJson, type SseClient } from './support/sse-client';
 
 let env: LiveEnv;
@@ -17,7 +23,6 @@ afterAll(async () => {
   await env?.close();
 });
 
-const connected = (s: SseClient) => s.waitForEvent((e) => e.event === 'connected');
 const isComment =
   (type: string, id: number) =>
   (e: { event: string; data: { comment?: CommentJson; comment_id?: number } }) =>
@@ -79,12 +84,7 @@ describe('cross-replica delivery', () => {
 
   test('several subscribers on each replica all receive a burst of comments once, in order', async () => {
     const track = await env.newTrack();
-    const subs = [
-      await env.trackStream(env.a, 'bob', track),
-      await env.trackStream(env.a, 'carol', track),
-      await env.trackStream(env.b, 'dave', track),
-      await env.trackStream(env.b, 'erin', track),
-    ];
+    const subs = await twoSubscribersPerReplica(env, track);
     await Promise.all(subs.map(connected));
     const posted: CommentJson[] = [];
     // Alternate replicas: events committed on either must come out in one order.

@@ -5,7 +5,7 @@
  * cover the id (contract section 5).
  */
 import { trackStream } from '../src/events/types';
-import { LIVE_USERS, startLiveEnv, waitFor, type LiveEnv } from './support/live-env';
+import { LIVE_USERS, startLiveEnv, waitFor, type LiveEnv, connected } from './support/live-env';
 import {
   numericIds,
   resumeFromId,
@@ -26,7 +26,6 @@ afterAll(async () => {
   await env?.close();
 });
 
-const connected = (s: SseClient) => s.waitForEvent((e) => e.event === 'connected');
 const range = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const trackUrl = (replica: LiveEnv['a'], track: string) =>

@@ -1,4 +1,4 @@
-import { startCluster, waitReady, type Cluster, type MetricSamples } from './support/cluster';
+import { useCluster, waitReady, type MetricSamples } from './support/cluster';
 import { waitFor } from './support/replica';
 import { SseClient } from './support/sse-client';
 
@@ -10,23 +10,11 @@ import { SseClient } from './support/sse-client';
 
 const TYPING_LIMIT = 2;
 
-let cluster: Cluster | undefined;
-const c = (): Cluster => {
-  if (!cluster) throw new Error('cluster did not start');
-  return cluster;
-};
-
-beforeAll(async () => {
-  cluster = await startCluster({
-    replicas: 1,
-    nginx: false,
-    env: { TYPING_LIMIT: String(TYPING_LIMIT), TYPING_WINDOW_MS: '60000' },
-  });
-}, 240000);
-
-afterAll(async () => {
-  await cluster?.close();
-}, 120000);
+const c = useCluster({
+  replicas: 1,
+  nginx: false,
+  env: { TYPING_LIMIT: String(TYPING_LIMIT), TYPING_WINDOW_MS: '60000' },
+});
 
 const COMMENTS_ROUTE = '/api/tracks/:trackId/comments';
 

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -7,12 +6,12 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { Client } from 'pg';
 import { PrismaClient } from '../src/generated/prisma/client';
 import { MigrationError, PRISMA_MIGRATION_LOCK_KEY, runMigrations } from '../src/store/migrate';
+import { runMigrateCli } from './support/migrate-cli';
 import { createEmptyTestDatabase, type TestDatabase } from './support/test-db';
 
 const REPO = path.resolve(__dirname, '..');
 const MIGRATIONS = path.join(REPO, 'prisma', 'migrations');
 const INIT = '20261126000000_init';
-const CLI = path.join(REPO, 'src', 'store', 'migrate-cli.ts');
 
 const databases: TestDatabase[] = [];
 const tempDirs: string[] = [];
@@ -77,21 +76,7 @@ function schemaTables(): Map<string, Set<string>> {
   return tables;
 }
 
-function runCli(env: Record<string, string | undefined>) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-    for (const [k, v] of Object.entries(env)) if (v === undefined) delete childEnv[k];
-    execFile(
-      process.execPath,
-      ['--require', 'tsx/cjs', CLI],
-      { cwd: REPO, env: childEnv, timeout: 90_000 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const runCli = (env: Record<string, string | undefined>) => runMigrateCli(env, 90_000);
 
 afterEach(async () => {
   await Promise.all(databases.splice(0).map((db) => db.drop()));

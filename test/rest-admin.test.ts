@@ -3,37 +3,22 @@
  * albums and tracks pushed by the main application.
  */
 import request from 'supertest';
-import {
-  ALBUM_ID,
-  USERS,
-  adminAuth,
-  expectError,
-  startRestEnv,
-  type RestEnv,
-} from './support/rest-env';
+import { ALBUM_ID, USERS, adminAuth, expectError, useRestEnv } from './support/rest-env';
 
-let env: RestEnv;
-
-beforeAll(async () => {
-  env = await startRestEnv();
-});
-
-afterAll(async () => {
-  await env?.close();
-});
+const env = useRestEnv();
 
 const putUser = (id: number | string, body: unknown) =>
-  request(env.app)
+  request(env().app)
     .put(`/api/admin/users/${id}`)
     .set(adminAuth)
     .send(body as object);
 const putAlbum = (id: number | string, body: unknown) =>
-  request(env.app)
+  request(env().app)
     .put(`/api/admin/albums/${id}`)
     .set(adminAuth)
     .send(body as object);
 const putTrack = (id: string, body: unknown) =>
-  request(env.app)
+  request(env().app)
     .put(`/api/admin/tracks/${id}`)
     .set(adminAuth)
     .send(body as object);
@@ -53,7 +38,7 @@ describe('PUT /api/admin/users/:userId', () => {
       is_creator: true,
       is_team: true,
     });
-    const { rows } = await env.pg.query(
+    const { rows } = await env().pg.query(
       'SELECT username, is_creator, is_team FROM users WHERE id = 100',
     );
     expect(rows).toEqual([{ username: 'newbie2', is_creator: true, is_team: true }]);
@@ -86,7 +71,7 @@ describe('PUT /api/admin/users/:userId', () => {
     ['null', null],
   ])('username with %s → 400', async (_name, username) => {
     expectError(await putUser(300, { username }), 400);
-    const { rows } = await env.pg.query('SELECT 1 FROM users WHERE id = 300');
+    const { rows } = await env().pg.query('SELECT 1 FROM users WHERE id = 300');
     expect(rows).toHaveLength(0);
   });
 
@@ -99,7 +84,7 @@ describe('PUT /api/admin/users/:userId', () => {
     expectError(res, 409);
     // Renaming an existing user onto a taken name is refused the same way.
     expectError(await putUser(USERS.dan.id, { username: USERS.bob.username }), 409);
-    const { rows } = await env.pg.query('SELECT id, username FROM users WHERE id IN (302, $1)', [
+    const { rows } = await env().pg.query('SELECT id, username FROM users WHERE id IN (302, $1)', [
       USERS.dan.id,
     ]);
     expect(rows).toEqual([{ id: USERS.dan.id, username: USERS.dan.username }]);
@@ -146,7 +131,7 @@ describe('PUT /api/admin/albums/:albumId', () => {
 
   test('created_by_id must name an existing user → 400 otherwise', async () => {
     expectError(await putAlbum(51, { title: 'Orphan', created_by_id: 9999 }), 400);
-    const { rows } = await env.pg.query('SELECT 1 FROM albums WHERE id = 51');
+    const { rows } = await env().pg.query('SELECT 1 FROM albums WHERE id = 51');
     expect(rows).toHaveLength(0);
   });
 
@@ -194,13 +179,13 @@ describe('PUT /api/admin/tracks/:trackId', () => {
     expect((await putTrack(id, { title: 'uuid', album_id: ALBUM_ID, duration_s: 1 })).status).toBe(
       201,
     );
-    const list = await request(env.app).get(`/api/tracks/${id}/comments`).set(env.as('bob'));
+    const list = await request(env().app).get(`/api/tracks/${id}/comments`).set(env().as('bob'));
     expect(list.status).toBe(200);
   });
 
   test('album_id must name an existing album → 400 otherwise', async () => {
     expectError(await putTrack('adm-track-2', { title: 'Two', album_id: 4242 }), 400);
-    const { rows } = await env.pg.query("SELECT 1 FROM tracks WHERE id = 'adm-track-2'");
+    const { rows } = await env().pg.query("SELECT 1 FROM tracks WHERE id = 'adm-track-2'");
     expect(rows).toHaveLength(0);
   });
 
@@ -216,7 +201,7 @@ describe('PUT /api/admin/tracks/:trackId', () => {
   });
 
   test('a duration of 1e999 (Infinity once parsed) → 400', async () => {
-    const res = await request(env.app)
+    const res = await request(env().app)
       .put('/api/admin/tracks/adm-track-4')
       .set(adminAuth)
       .set('Content-Type', 'application/json')
@@ -234,24 +219,24 @@ describe('PUT /api/admin/tracks/:trackId', () => {
 
 describe('admin request bodies', () => {
   test('a non-JSON content type → 415', async () => {
-    const text = await request(env.app)
+    const text = await request(env().app)
       .put('/api/admin/users/400')
       .set(adminAuth)
       .set('Content-Type', 'text/plain')
       .send('username=textplain');
     expectError(text, 415);
-    const form = await request(env.app)
+    const form = await request(env().app)
       .put('/api/admin/users/400')
       .set(adminAuth)
       .type('form')
       .send({ username: 'formuser' });
     expectError(form, 415);
-    const { rows } = await env.pg.query('SELECT 1 FROM users WHERE id = 400');
+    const { rows } = await env().pg.query('SELECT 1 FROM users WHERE id = 400');
     expect(rows).toHaveLength(0);
   });
 
   test('invalid JSON → 400', async () => {
-    const res = await request(env.app)
+    const res = await request(env().app)
       .put('/api/admin/users/401')
       .set(adminAuth)
       .set('Content-Type', 'application/json')
@@ -260,7 +245,7 @@ describe('admin request bodies', () => {
   });
 
   test('a JSON array body → 400', async () => {
-    const res = await request(env.app)
+    const res = await request(env().app)
       .put('/api/admin/users/402')
       .set(adminAuth)
       .send([{ username: 'arr' }]);
@@ -273,22 +258,24 @@ describe('admin request bodies', () => {
   });
 
   test('an unknown admin path → 404 with the error shape', async () => {
-    expectError(await request(env.app).put('/api/admin/genres/1').set(adminAuth).send({}), 404);
+    expectError(await request(env().app).put('/api/admin/genres/1').set(adminAuth).send({}), 404);
   });
 });
 
 describe('role changes take effect at once', () => {
   test('a user made team member can delete others’ comments right after the upsert', async () => {
-    const track = await env.newTrack();
-    const comment = await env.postComment('bob', track, { content: 'delete me later' });
+    const track = await env().newTrack();
+    const comment = await env().postComment('bob', track, { content: 'delete me later' });
     expectError(
-      await request(env.app).delete(`/api/comments/${comment.id}`).set(env.as('dan')),
+      await request(env().app).delete(`/api/comments/${comment.id}`).set(env().as('dan')),
       403,
     );
     const promoted = await putUser(USERS.dan.id, { username: USERS.dan.username, is_team: true });
     expect(promoted.status).toBe(200);
     try {
-      const res = await request(env.app).delete(`/api/comments/${comment.id}`).set(env.as('dan'));
+      const res = await request(env().app)
+        .delete(`/api/comments/${comment.id}`)
+        .set(env().as('dan'));
       expect(res.status).toBe(204);
     } finally {
       await putUser(USERS.dan.id, { username: USERS.dan.username, is_team: false });

@@ -11,19 +11,10 @@ import {
   USERS,
   adminAuth,
   expectError,
-  startRestEnv,
-  type RestEnv,
+  useRestEnv,
 } from './support/rest-env';
 
-let env: RestEnv;
-
-beforeAll(async () => {
-  env = await startRestEnv();
-});
-
-afterAll(async () => {
-  await env?.close();
-});
+const env = useRestEnv();
 
 const secretKey = (secret = TEST_AUTH_SECRET) => new TextEncoder().encode(secret);
 const inOneHour = () => Math.floor(Date.now() / 1000) + 3600;
@@ -44,59 +35,59 @@ const listPath = `/api/tracks/${TRACK_UNTIMED}/comments`;
 
 describe('user identity', () => {
   test('a Bearer JWT is accepted and names the acting user', async () => {
-    const res = await request(env.app)
+    const res = await request(env().app)
       .post(listPath)
-      .set('Authorization', `Bearer ${env.tokens.bob}`)
+      .set('Authorization', `Bearer ${env().tokens.bob}`)
       .send({ content: 'via header' });
     expect(res.status).toBe(201);
     expect(res.body.comment.user).toEqual({ id: USERS.bob.id, username: USERS.bob.username });
   });
 
   test('the access_token cookie is accepted (what EventSource sends)', async () => {
-    const res = await request(env.app)
+    const res = await request(env().app)
       .post(listPath)
-      .set('Cookie', `theme=dark; access_token=${env.tokens.dan}; other=1`)
+      .set('Cookie', `theme=dark; access_token=${env().tokens.dan}; other=1`)
       .send({ content: 'via cookie' });
     expect(res.status).toBe(201);
     expect(res.body.comment.user.id).toBe(USERS.dan.id);
   });
 
   test('the Authorization header wins over the cookie', async () => {
-    const res = await request(env.app)
+    const res = await request(env().app)
       .post(listPath)
-      .set('Authorization', `Bearer ${env.tokens.bob}`)
-      .set('Cookie', `access_token=${env.tokens.dan}`)
+      .set('Authorization', `Bearer ${env().tokens.bob}`)
+      .set('Cookie', `access_token=${env().tokens.dan}`)
       .send({ content: 'header first' });
     expect(res.status).toBe(201);
     expect(res.body.comment.user.id).toBe(USERS.bob.id);
   });
 
   test('an invalid Authorization header is not rescued by a valid cookie', async () => {
-    const res = await request(env.app)
+    const res = await request(env().app)
       .get(listPath)
       .set('Authorization', 'Bearer not-a-jwt')
-      .set('Cookie', `access_token=${env.tokens.dan}`);
+      .set('Cookie', `access_token=${env().tokens.dan}`);
     expectError(res, 401);
   });
 
   test.each(['access_token', 'token'])(
     'a token in the query string (?%s=) is refused',
     async (name) => {
-      const res = await request(env.app).get(`${listPath}?${name}=${env.tokens.bob}`);
+      const res = await request(env().app).get(`${listPath}?${name}=${env().tokens.bob}`);
       expectError(res, 401);
     },
   );
 
   test('?user_id= alone is not an identity', async () => {
-    expectError(await request(env.app).get(`${listPath}?user_id=${USERS.bob.id}`), 401);
-    const post = await request(env.app)
+    expectError(await request(env().app).get(`${listPath}?user_id=${USERS.bob.id}`), 401);
+    const post = await request(env().app)
       .post(`${listPath}?user_id=${USERS.bob.id}`)
       .send({ content: 'impersonation attempt' });
     expectError(post, 401);
   });
 
   test('no credentials at all → 401', async () => {
-    expectError(await request(env.app).get(listPath), 401, 'unauthenticated');
+    expectError(await request(env().app).get(listPath), 401, 'unauthenticated');
   });
 
   test.each([
@@ -106,12 +97,12 @@ describe('user identity', () => {
     ['Bearer without a token', 'Bearer '],
     ['token without scheme', 'TOKEN_PLACEHOLDER'],
   ])('malformed Authorization (%s) → 401', async (_name, header) => {
-    const value = header === 'TOKEN_PLACEHOLDER' ? env.tokens.bob : header;
-    expectError(await request(env.app).get(listPath).set('Authorization', value), 401);
+    const value = header === 'TOKEN_PLACEHOLDER' ? env().tokens.bob : header;
+    expectError(await request(env().app).get(listPath).set('Authorization', value), 401);
   });
 
   test('garbage in the cookie → 401', async () => {
-    expectError(await request(env.app).get(listPath).set('Cookie', 'access_token=garbage'), 401);
+    expectError(await request(env().app).get(listPath).set('Cookie', 'access_token=garbage'), 401);
   });
 
   const badTokens: [string, () => Promise<string>][] = [
@@ -176,12 +167,12 @@ describe('user identity', () => {
   test.each(badTokens)('token %s → 401 (header and cookie)', async (_name, make) => {
     const token = await make();
     expectError(
-      await request(env.app).get(listPath).set('Authorization', `Bearer ${token}`),
+      await request(env().app).get(listPath).set('Authorization', `Bearer ${token}`),
       401,
       'unauthenticated',
     );
     expectError(
-      await request(env.app).get(listPath).set('Cookie', `access_token=${token}`),
+      await request(env().app).get(listPath).set('Cookie', `access_token=${token}`),
       401,
       'unauthenticated',
     );
@@ -190,25 +181,25 @@ describe('user identity', () => {
   test('the hand-made tokens above are refused for their defect only: a well-formed one passes', async () => {
     const token = await jwt({ sub: String(USERS.bob.id) });
     expect(
-      (await request(env.app).get(listPath).set('Authorization', `Bearer ${token}`)).status,
+      (await request(env().app).get(listPath).set('Authorization', `Bearer ${token}`)).status,
     ).toBe(200);
   });
 
   test('the admin token is not a user identity', async () => {
-    expectError(await request(env.app).get(listPath).set(adminAuth), 401);
+    expectError(await request(env().app).get(listPath).set(adminAuth), 401);
   });
 
   test('every user endpoint refuses a request without credentials and changes nothing', async () => {
-    const mine = await env.postComment('bob', TRACK_UNTIMED, { content: 'to edit' });
+    const mine = await env().postComment('bob', TRACK_UNTIMED, { content: 'to edit' });
     const calls = [
-      () => request(env.app).get(listPath),
-      () => request(env.app).post(listPath).send({ content: 'x' }),
-      () => request(env.app).patch(`/api/comments/${mine.id}`).send({ content: 'y' }),
-      () => request(env.app).delete(`/api/comments/${mine.id}`),
+      () => request(env().app).get(listPath),
+      () => request(env().app).post(listPath).send({ content: 'x' }),
+      () => request(env().app).patch(`/api/comments/${mine.id}`).send({ content: 'y' }),
+      () => request(env().app).delete(`/api/comments/${mine.id}`),
     ];
     for (const call of calls) expectError(await call(), 401);
     // The comment is untouched by the refused calls.
-    const list = await request(env.app).get(listPath).set(env.as('bob'));
+    const list = await request(env().app).get(listPath).set(env().as('bob'));
     expect(list.body.comments.find((c: { id: number }) => c.id === mine.id)?.content).toBe(
       'to edit',
     );
@@ -220,16 +211,16 @@ describe('admin identity', () => {
   const body = { username: USERS.bob.username, is_creator: false, is_team: false };
 
   test('ADMIN_TOKEN is accepted', async () => {
-    const res = await request(env.app).put(path).set(adminAuth).send(body);
+    const res = await request(env().app).put(path).set(adminAuth).send(body);
     expect(res.status).toBe(200);
   });
 
   test('no Authorization header → 401', async () => {
-    expectError(await request(env.app).put(path).send(body), 401);
+    expectError(await request(env().app).put(path).send(body), 401);
   });
 
   test('a user JWT is refused', async () => {
-    const res = await request(env.app).put(path).set(env.as('team')).send(body);
+    const res = await request(env().app).put(path).set(env().as('team')).send(body);
     expect([401, 403]).toContain(res.status);
     expectError(res, res.status);
   });
@@ -240,7 +231,7 @@ describe('admin identity', () => {
       TEST_ADMIN_TOKEN.slice(0, -1),
       `${TEST_ADMIN_TOKEN}x`,
     ]) {
-      const res = await request(env.app)
+      const res = await request(env().app)
         .put(path)
         .set('Authorization', `Bearer ${token}`)
         .send(body);
@@ -250,22 +241,24 @@ describe('admin identity', () => {
   });
 
   test('the admin token in a cookie or the query string is refused', async () => {
-    const cookie = await request(env.app)
+    const cookie = await request(env().app)
       .put(path)
       .set('Cookie', `access_token=${TEST_ADMIN_TOKEN}`)
       .send(body);
     expectError(cookie, 401);
-    const query = await request(env.app).put(`${path}?access_token=${TEST_ADMIN_TOKEN}`).send(body);
+    const query = await request(env().app)
+      .put(`${path}?access_token=${TEST_ADMIN_TOKEN}`)
+      .send(body);
     expectError(query, 401);
   });
 
   test('a refused admin call changes nothing', async () => {
-    const res = await request(env.app)
+    const res = await request(env().app)
       .put(path)
-      .set(env.as('bob'))
+      .set(env().as('bob'))
       .send({ username: 'bob_renamed', is_creator: true, is_team: true });
     expect([401, 403]).toContain(res.status);
-    const { rows } = await env.pg.query('SELECT username, is_team FROM users WHERE id = $1', [
+    const { rows } = await env().pg.query('SELECT username, is_team FROM users WHERE id = $1', [
       USERS.bob.id,
     ]);
     expect(rows[0]).toEqual({ username: USERS.bob.username, is_team: false });

@@ -12,47 +12,41 @@ import {
   adminAuth,
   captureLogger,
   expectError,
-  startRestEnv,
-  type RestEnv,
+  useRestEnv,
 } from './support/rest-env';
 
 const ALLOWED_ORIGIN = 'https://a.example';
 const listPath = `/api/tracks/${TRACK_UNTIMED}/comments`;
 
+/** Everything the main server logs. */
+const logs = captureLogger('trace');
 /** The main server: CORS_ORIGINS set, logging everything into memory. */
-let env: RestEnv;
-let logs: ReturnType<typeof captureLogger>;
-/** A second server on the same database with CORS_ORIGINS unset. */
+const env = useRestEnv({
+  env: { CORS_ORIGINS: `${ALLOWED_ORIGIN}, https://b.example`, LOG_LEVEL: 'info' },
+  logger: logs.logger,
+});
+/** A second server on the same database with CORS_ORIGINS unset (shut down with `env`). */
 let plain: RunningServer;
 
 beforeAll(async () => {
-  logs = captureLogger('trace');
-  env = await startRestEnv({
-    env: { CORS_ORIGINS: `${ALLOWED_ORIGIN}, https://b.example`, LOG_LEVEL: 'info' },
-    logger: logs.logger,
-  });
-  plain = await env.startExtraServer();
-});
-
-afterAll(async () => {
-  await env?.close();
+  plain = await env().startExtraServer();
 });
 
 describe('health, readiness, metrics', () => {
   test('/healthz answers 200 without credentials', async () => {
-    const res = await request(env.app).get('/healthz');
+    const res = await request(env().app).get('/healthz');
     expect(res.status).toBe(200);
   });
 
   test('/readyz answers 200 while the database and the bus answer', async () => {
-    const res = await request(env.app).get('/readyz');
+    const res = await request(env().app).get('/readyz');
     expect(res.status).toBe(200);
     expect(Object.values(res.body.checks as Record<string, boolean>).every(Boolean)).toBe(true);
   });
 
   test('/metrics is Prometheus text with trackcomments_ metrics, including request durations by route', async () => {
-    await request(env.app).get(listPath).set(env.as('bob')).expect(200);
-    const res = await request(env.app).get('/metrics');
+    await request(env().app).get(listPath).set(env().as('bob')).expect(200);
+    const res = await request(env().app).get('/metrics');
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain/);
     expect(res.text).toMatch(/^# HELP trackcomments_\w+ /m);
@@ -63,7 +57,7 @@ describe('health, readiness, metrics', () => {
   });
 
   test('/readyz answers 503 once the server is draining', async () => {
-    const extra = await env.startExtraServer();
+    const extra = await env().startExtraServer();
     expect((await request(extra.app).get('/readyz')).status).toBe(200);
     const stopped = extra.shutdown('test');
     const res = await request(extra.app).get('/readyz');
@@ -75,7 +69,7 @@ describe('health, readiness, metrics', () => {
 
 describe('CORS', () => {
   test('a preflight from a listed origin is allowed with credentials', async () => {
-    const res = await request(env.app)
+    const res = await request(env().app)
       .options(listPath)
       .set('Origin', ALLOWED_ORIGIN)
       .set('Access-Control-Request-Method', 'POST')
@@ -89,10 +83,10 @@ describe('CORS', () => {
 
   test('a GET from a listed origin (cookie credentials) gets the origin echoed and credentials allowed', async () => {
     for (const origin of [ALLOWED_ORIGIN, 'https://b.example']) {
-      const res = await request(env.app)
+      const res = await request(env().app)
         .get(listPath)
         .set('Origin', origin)
-        .set('Cookie', `access_token=${env.tokens.bob}`);
+        .set('Cookie', `access_token=${env().tokens.bob}`);
       expect(res.status).toBe(200);
       expect(res.headers['access-control-allow-origin']).toBe(origin);
       expect(res.headers['access-control-allow-credentials']).toBe('true');
@@ -103,10 +97,10 @@ describe('CORS', () => {
   test.each(['https://evil.example', 'https://a.example.evil.example', 'http://a.example', 'null'])(
     'origin %s gets no Access-Control-Allow-Origin',
     async (origin) => {
-      const get = await request(env.app).get(listPath).set('Origin', origin).set(env.as('bob'));
+      const get = await request(env().app).get(listPath).set('Origin', origin).set(env().as('bob'));
       expect(get.headers['access-control-allow-origin']).toBeUndefined();
       expect(get.headers['access-control-allow-credentials']).toBeUndefined();
-      const preflight = await request(env.app)
+      const preflight = await request(env().app)
         .options(listPath)
         .set('Origin', origin)
         .set('Access-Control-Request-Method', 'POST');
@@ -119,7 +113,7 @@ describe('CORS', () => {
     const get = await request(plain.app)
       .get(listPath)
       .set('Origin', ALLOWED_ORIGIN)
-      .set(env.as('bob'));
+      .set(env().as('bob'));
     expect(get.status).toBe(200);
     expect(get.headers['access-control-allow-origin']).toBeUndefined();
     expect(get.headers['access-control-allow-credentials']).toBeUndefined();
@@ -138,7 +132,7 @@ describe('security headers (helmet)', () => {
   ])(
     '%s carries nosniff, a CSP and frame protection, and no X-Powered-By',
     async (path, headers) => {
-      const res = await request(env.app).get(path).set(headers);
+      const res = await request(env().app).get(path).set(headers);
       expect(res.headers['x-content-type-options']).toBe('nosniff');
       expect(res.headers['content-security-policy']).toMatch(/default-src 'self'/);
       expect(res.headers['x-frame-options']).toBeDefined();
@@ -149,31 +143,34 @@ describe('security headers (helmet)', () => {
 
 describe('logs', () => {
   test('never contain a user token, the access_token cookie, another cookie or the admin token', async () => {
-    const token = env.tokens.dan;
+    const token = env().tokens.dan;
     const signature = token.split('.')[2]!;
     const otherCookie = 'session-cookie-value-5f1e2d3c';
     const before = logs.text().length;
 
-    await request(env.app).get(listPath).set('Authorization', `Bearer ${token}`).expect(200);
-    await request(env.app)
+    await request(env().app).get(listPath).set('Authorization', `Bearer ${token}`).expect(200);
+    await request(env().app)
       .post(listPath)
       .set('Authorization', `Bearer ${token}`)
       .send({ content: 'logged request' })
       .expect(201);
-    await request(env.app)
+    await request(env().app)
       .get(listPath)
       .set('Cookie', `access_token=${token}; sid=${otherCookie}`)
       .expect(200);
-    expectError(await request(env.app).get(`${listPath}?access_token=${token}`), 401);
-    expectError(await request(env.app).get(`${listPath}?token=${token}&x=1`), 401);
+    expectError(await request(env().app).get(`${listPath}?access_token=${token}`), 401);
+    expectError(await request(env().app).get(`${listPath}?token=${token}&x=1`), 401);
     // A rejected token is logged no more than an accepted one.
-    expectError(await request(env.app).get(listPath).set('Authorization', `Bearer ${token}x`), 401);
-    await request(env.app)
+    expectError(
+      await request(env().app).get(listPath).set('Authorization', `Bearer ${token}x`),
+      401,
+    );
+    await request(env().app)
       .put(`/api/admin/users/${USERS.dan.id}`)
       .set(adminAuth)
       .send({ username: USERS.dan.username, is_creator: false, is_team: false })
       .expect(200);
-    const refused = await request(env.app)
+    const refused = await request(env().app)
       .put(`/api/admin/users/${USERS.dan.id}`)
       .set('Authorization', `Bearer ${TEST_ADMIN_TOKEN}-wrong`)
       .send({ username: USERS.dan.username, is_creator: false, is_team: false });

@@ -10,42 +10,36 @@ import {
   USERS,
   expectError,
   rowCounts,
-  startRestEnv,
-  type RestEnv,
+  useRestEnv,
 } from './support/rest-env';
 
-let env: RestEnv;
+const env = useRestEnv();
 /** A comment on TRACK_UNTIMED (for parent checks). */
 let untimedComment: number;
 
 beforeAll(async () => {
-  env = await startRestEnv();
-  untimedComment = (await env.postComment('bob', TRACK_UNTIMED, { content: 'parent elsewhere' }))
+  untimedComment = (await env().postComment('bob', TRACK_UNTIMED, { content: 'parent elsewhere' }))
     .id;
 });
 
-afterAll(async () => {
-  await env?.close();
-});
-
 const post = (body: unknown, trackId = TRACK_TIMED) =>
-  request(env.app)
+  request(env().app)
     .post(`/api/tracks/${trackId}/comments`)
-    .set(env.as('dan'))
+    .set(env().as('dan'))
     .send(body as object);
 
 const postRaw = (contentType: string, raw: string | Buffer, trackId = TRACK_TIMED) =>
-  request(env.app)
+  request(env().app)
     .post(`/api/tracks/${trackId}/comments`)
-    .set(env.as('dan'))
+    .set(env().as('dan'))
     .set('Content-Type', contentType)
     .send(raw);
 
 /** Runs `fn` and asserts it left no comment, mention, event or seq behind. */
 async function leavesNothing(fn: () => Promise<void>): Promise<void> {
-  const before = await rowCounts(env.pg);
+  const before = await rowCounts(env().pg);
   await fn();
-  expect(await rowCounts(env.pg)).toEqual(before);
+  expect(await rowCounts(env().pg)).toEqual(before);
 }
 
 describe('comment body validation (JSON)', () => {
@@ -84,7 +78,7 @@ describe('comment body validation (JSON)', () => {
   });
 
   test('content length counts characters, not UTF-16 units: 2000 emoji are accepted', async () => {
-    const c = await env.postComment('dan', TRACK_UNTIMED, { content: '\u{1F3B5}'.repeat(2000) });
+    const c = await env().postComment('dan', TRACK_UNTIMED, { content: '\u{1F3B5}'.repeat(2000) });
     expect([...c.content]).toHaveLength(2000);
   });
 
@@ -120,9 +114,9 @@ describe('comment body validation (JSON)', () => {
   });
 
   test('no body at all → 400 (content is required)', async () => {
-    const res = await request(env.app)
+    const res = await request(env().app)
       .post(`/api/tracks/${TRACK_TIMED}/comments`)
-      .set(env.as('dan'));
+      .set(env().as('dan'));
     expectError(res, 400);
   });
 });
@@ -163,10 +157,10 @@ describe('content types and sizes', () => {
   });
 
   test('text/plain on PATCH → 415', async () => {
-    const c = await env.postComment('dan', TRACK_UNTIMED, { content: 'patch me' });
-    const res = await request(env.app)
+    const c = await env().postComment('dan', TRACK_UNTIMED, { content: 'patch me' });
+    const res = await request(env().app)
       .patch(`/api/comments/${c.id}`)
-      .set(env.as('dan'))
+      .set(env().as('dan'))
       .set('Content-Type', 'text/plain')
       .send('content=changed');
     expectError(res, 415);
@@ -191,37 +185,46 @@ describe('content types and sizes', () => {
 
 describe('routing errors keep the error shape', () => {
   test('unknown route under /api → 404', async () => {
-    expectError(await request(env.app).get('/api/nothing-here').set(env.as('bob')), 404);
+    expectError(await request(env().app).get('/api/nothing-here').set(env().as('bob')), 404);
   });
 
   test('unknown route outside /api → 404', async () => {
-    expectError(await request(env.app).get('/nothing-here'), 404);
+    expectError(await request(env().app).get('/nothing-here'), 404);
   });
 
   test('a method the path does not have → 404', async () => {
     expectError(
-      await request(env.app).put(`/api/tracks/${TRACK_TIMED}/comments`).set(env.as('bob')).send({}),
+      await request(env().app)
+        .put(`/api/tracks/${TRACK_TIMED}/comments`)
+        .set(env().as('bob'))
+        .send({}),
       404,
     );
   });
 
   test('a track id outside the id alphabet → 404', async () => {
-    expectError(await request(env.app).get('/api/tracks/a%20b/comments').set(env.as('bob')), 404);
+    expectError(
+      await request(env().app).get('/api/tracks/a%20b/comments').set(env().as('bob')),
+      404,
+    );
   });
 });
 
 describe('nothing is half-written', () => {
   test('refused edits and deletes change no row and store no event', async () => {
-    const c = await env.postComment('bob', TRACK_UNTIMED, { content: 'guarded @erin_5' });
+    const c = await env().postComment('bob', TRACK_UNTIMED, { content: 'guarded @erin_5' });
     await leavesNothing(async () => {
       const patch = (as: 'bob' | 'dan', body: object) =>
-        request(env.app).patch(`/api/comments/${c.id}`).set(env.as(as)).send(body);
+        request(env().app).patch(`/api/comments/${c.id}`).set(env().as(as)).send(body);
       expectError(await patch('dan', { content: 'not yours' }), 403);
       expectError(await patch('bob', { content: '' }), 400);
       expectError(await patch('bob', { content: 'x'.repeat(2001) }), 400);
-      expectError(await request(env.app).delete(`/api/comments/${c.id}`).set(env.as('dan')), 403);
+      expectError(
+        await request(env().app).delete(`/api/comments/${c.id}`).set(env().as('dan')),
+        403,
+      );
     });
-    const { rows } = await env.pg.query('SELECT content, is_edited FROM comments WHERE id = $1', [
+    const { rows } = await env().pg.query('SELECT content, is_edited FROM comments WHERE id = $1', [
       c.id,
     ]);
     expect(rows).toEqual([{ content: 'guarded @erin_5', is_edited: false }]);
@@ -233,7 +236,7 @@ describe('nothing is half-written', () => {
     beforeAll(async () => {
       // Raises on the *last* event a change writes: earlier rows of the same transaction
       // (comment, mentions, other events, head seqs) exist by then and must be rolled back.
-      await env.pg.query(`
+      await env().pg.query(`
         CREATE TABLE test_fail_deleted (comment_id int PRIMARY KEY);
         CREATE FUNCTION test_fail_marked() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
@@ -250,42 +253,42 @@ describe('nothing is half-written', () => {
     });
 
     afterAll(async () => {
-      await env.pg.query(`
+      await env().pg.query(`
         DROP TRIGGER IF EXISTS test_fail_marked ON stream_events;
         DROP FUNCTION IF EXISTS test_fail_marked();
         DROP TABLE IF EXISTS test_fail_deleted;`);
     });
 
     test('create: 500 with the error shape; no comment, mention, event or seq is left', async () => {
-      const track = await env.newTrack();
+      const track = await env().newTrack();
       await leavesNothing(async () => {
         // Events are written track stream first, so new_comment is in before the mention fails.
         const res = await post({ content: `${MARKER} hey @bob`, timestamp: 1 }, track);
         expectError(res, 500, 'internal_error');
       });
-      const { rows } = await env.pg.query('SELECT 1 FROM comments WHERE content LIKE $1', [
+      const { rows } = await env().pg.query('SELECT 1 FROM comments WHERE content LIKE $1', [
         `%${MARKER}%`,
       ]);
       expect(rows).toHaveLength(0);
-      const heads = await env.pg.query('SELECT 1 FROM stream_heads WHERE stream = $1', [
+      const heads = await env().pg.query('SELECT 1 FROM stream_heads WHERE stream = $1', [
         `track:${track}`,
       ]);
       expect(heads.rows).toHaveLength(0);
       // The service is fine afterwards.
-      const ok = await env.postComment('dan', track, { content: 'after the failure @bob' });
+      const ok = await env().postComment('dan', track, { content: 'after the failure @bob' });
       expect(ok.mentions).toEqual([{ id: USERS.bob.id, username: USERS.bob.username }]);
     });
 
     test('edit: 500; content, flags and mentions unchanged; no event', async () => {
-      const c = await env.postComment('dan', TRACK_UNTIMED, { content: 'before @bob' });
+      const c = await env().postComment('dan', TRACK_UNTIMED, { content: 'before @bob' });
       await leavesNothing(async () => {
-        const res = await request(env.app)
+        const res = await request(env().app)
           .patch(`/api/comments/${c.id}`)
-          .set(env.as('dan'))
+          .set(env().as('dan'))
           .send({ content: `${MARKER} now @erin_5` });
         expectError(res, 500, 'internal_error');
       });
-      const { rows } = await env.pg.query(
+      const { rows } = await env().pg.query(
         `SELECT c.content, c.is_edited, c.last_edited_at,
                 array(SELECT user_id FROM comment_mentions m WHERE m.comment_id = c.id ORDER BY user_id) AS mentioned
            FROM comments c WHERE c.id = $1`,
@@ -302,15 +305,20 @@ describe('nothing is half-written', () => {
     });
 
     test('delete of a thread: 500; parent and replies all remain; no event', async () => {
-      const track = await env.newTrack();
-      const parent = await env.postComment('bob', track, { content: 'thread root' });
-      const reply = await env.postComment('dan', track, { content: 'reply', parent_id: parent.id });
-      await env.pg.query('INSERT INTO test_fail_deleted VALUES ($1)', [reply.id]);
+      const track = await env().newTrack();
+      const parent = await env().postComment('bob', track, { content: 'thread root' });
+      const reply = await env().postComment('dan', track, {
+        content: 'reply',
+        parent_id: parent.id,
+      });
+      await env().pg.query('INSERT INTO test_fail_deleted VALUES ($1)', [reply.id]);
       await leavesNothing(async () => {
-        const res = await request(env.app).delete(`/api/comments/${parent.id}`).set(env.as('bob'));
+        const res = await request(env().app)
+          .delete(`/api/comments/${parent.id}`)
+          .set(env().as('bob'));
         expectError(res, 500, 'internal_error');
       });
-      const { rows } = await env.pg.query(
+      const { rows } = await env().pg.query(
         'SELECT id FROM comments WHERE track_id = $1 ORDER BY id',
         [track],
       );

@@ -1,6 +1,7 @@
 import Redis, { type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BusMessage } from '../events/types';
+import { redactUrlPassword } from '../config/redact-url';
 import type { Metrics } from '../metrics/metrics';
 import type { Bus } from './types';
 import { decodeBusPayload, encodeBusPayload } from './wire';
@@ -28,15 +29,8 @@ const OUTAGE_LOG_INTERVAL_MS = 30_000;
 const UNDECODABLE_LOG_INTERVAL_MS = 10_000;
 
 /** The URL with its password replaced, for logs and error messages. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '<unparseable redis url>';
-  }
-}
+export const redactRedisUrl = (url: string): string =>
+  redactUrlPassword(url, '<unparseable redis url>');
 
 // Fail fast instead of queueing: the outbox relay republishes what publish() rejected, and the
 // subscriber's channels are restored by this class (not ioredis) so calls made during an outage

@@ -1,5 +1,6 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
+import type { TrackContext, User } from '../domain/types';
 
 /**
  * Sign-in for the demo page at `/`: pick a demo user, get an `access_token` cookie.
@@ -7,37 +8,21 @@ import { z } from 'zod';
  * (anyone may become anyone here: it is a demo, not an identity provider).
  */
 
-export interface DemoUser {
-  id: number;
-  username: string;
-  is_creator: boolean;
-  is_team: boolean;
-}
-
-export interface DemoTrack {
-  id: string;
-  title: string;
-  album_id: number;
-  duration_s: number | null;
-  album_title: string;
-  album_creator_id: number;
-}
-
 /** What an auth middleware may have left on `res.locals.user` (either casing of the roles). */
-type LocalsUser = DemoUser | { id: number; username: string; isCreator: boolean; isTeam: boolean };
+type LocalsUser = User | { id: number; username: string; isCreator: boolean; isTeam: boolean };
 
 export interface DemoRouterDeps {
   issueToken(userId: number): Promise<string>;
-  listUsers(): Promise<DemoUser[]>;
-  listTracks(): Promise<DemoTrack[]>;
-  findUser(id: number): Promise<DemoUser | null>;
+  listUsers(): Promise<User[]>;
+  listTracks(): Promise<TrackContext[]>;
+  findUser(id: number): Promise<User | null>;
   secureCookies: boolean;
   /**
    * Authenticates a request (Bearer header or `access_token` cookie) for `GET /me`, which is
    * mounted outside the user-auth middleware; throws (e.g. an error with `status` 401) when
    * there is no valid user. Without it, `/me` only reads `res.locals.user`.
    */
-  authenticate?(req: Request): Promise<DemoUser>;
+  authenticate?(req: Request): Promise<User>;
   /** Cookie lifetime when the token carries no readable `exp`. */
   defaultTokenTtlSeconds?: number;
 }

@@ -3,19 +3,9 @@
  * unset, to the embedded database in DATA_DIR (default ./data). Exits 1 with a one-line reason
  * on failure. Never prints the password of the URL.
  */
+import { redactUrlPassword } from '../config/redact-url';
 import { startEmbeddedDatabase } from './embedded-db';
 import { runMigrations, type RunMigrationsResult } from './migrate';
-
-/** The URL with its password replaced by "***" (unparseable URLs are not printed at all). */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
-}
 
 /** Removes the URL's password from a message, however a driver may have quoted it. */
 function scrubSecret(message: string, url: string | undefined): string {
@@ -28,7 +18,7 @@ function scrubSecret(message: string, url: string | undefined): string {
     return message.split(url).join('(DATABASE_URL)');
   }
   if (!password) return message;
-  let out = message.split(url).join(redactUrl(url));
+  let out = message.split(url).join(redactUrlPassword(url));
   let decoded = password;
   try {
     decoded = decodeURIComponent(password);
@@ -68,7 +58,7 @@ async function main(): Promise<void> {
       if (!/^postgres(ql)?:\/\//.test(url)) {
         throw new Error('DATABASE_URL must be a postgres:// or postgresql:// URL');
       }
-      const target = redactUrl(url);
+      const target = redactUrlPassword(url);
       report(await runMigrations({ connectionString: url, logger }), target);
     } else {
       const dataDir = process.env.DATA_DIR || './data';

@@ -9,9 +9,11 @@ import {
   type Page,
 } from 'playwright-core';
 import { startNginx, type RunningNginx } from './nginx';
-import { startRedisServer, type RedisServer } from './redis-server';
-import { adminHeaders, startReplica, userToken, waitFor, type Replica } from './replica';
-import { createTestDatabase, type TestDatabase } from './test-db';
+import { adminPutOver, seedCatalog, userTokens } from './catalog';
+import type { RedisServer } from './redis-server';
+import { waitFor, type Replica } from './replica';
+import { startStack } from './stack';
+import type { TestDatabase } from './test-db';
 
 /**
  * A browser harness for the demo page: a fresh database, a private Redis, two replicas
@@ -189,64 +191,37 @@ function streamOf(url: string): SseMessage['stream'] {
 }
 
 export async function startBrowserEnv(): Promise<BrowserEnv> {
-  let db: TestDatabase | undefined;
-  let redis: RedisServer | undefined;
-  const replicas: Replica[] = [];
-  const proxies: RunningNginx[] = [];
-  let browser: Browser | undefined;
-  const pages: DemoPage[] = [];
-  let closing: Promise<void> | undefined;
-
-  const close = () =>
-    (closing ??= (async () => {
-      const errors: unknown[] = [];
-      if (browser) {
-        const b = browser;
-        await withTimeout(b.close(), 20000, 'closing chromium').catch((e) => errors.push(e));
-      }
-      for (const p of proxies) await p.stop().catch((e) => errors.push(e));
-      await Promise.all(
-        replicas.map(async (r) => {
-          if (r.exited) return;
-          // SIGTERM drains; SIGKILL if that hangs, so nothing outlives the test.
-          const timer = setTimeout(() => void r.kill(), 8000);
-          await r.stop('SIGTERM').catch((e) => errors.push(e));
-          clearTimeout(timer);
-        }),
-      );
-      if (process.env.BROWSER_DEBUG) {
-        for (const r of replicas) process.stderr.write(`--- replica :${r.port}\n${r.output()}\n`);
-      }
-      await redis?.stop().catch((e) => errors.push(e));
-      await db?.drop().catch((e) => errors.push(e));
-      if (errors.length > 0) throw errors[0];
-    })());
-
-  try {
-    ensureClientBuilt();
-    fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
-    db = await createTestDatabase();
-    redis = await startRedisServer();
-    const replicaEnv = {
-      DATABASE_URL: db.url,
-      REDIS_URL: redis.url,
+  ensureClientBuilt();
+  fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
+  const stack = await startStack({
+    replicas: 2,
+    env: {
       DEMO_PAGE: 'true',
       NODE_ENV: 'test',
       TRUST_PROXY: 'loopback',
       LOG_LEVEL: 'warn',
       DRAIN_SPREAD_MS: '0',
       SHUTDOWN_TIMEOUT_MS: '3000',
-    };
-    // One after the other: two cold starts at once on a loaded 2-core machine are slow.
-    for (let i = 0; i < 2; i++) {
-      replicas.push(await startReplica({ env: replicaEnv, timeoutMs: 90000 }));
-    }
-    const [a, b] = replicas as [Replica, Replica];
+    },
+    replicaTimeoutMs: 90000,
+    killAfterMs: 8000,
+    debugVar: 'BROWSER_DEBUG',
+  });
+  const proxies: RunningNginx[] = [];
+  let browser: Browser | undefined;
+  const pages: DemoPage[] = [];
+  stack.beforeReplicasStop(async () => {
+    if (browser) await withTimeout(browser.close(), 20000, 'closing chromium');
+  });
+  stack.beforeReplicasStop(async () => {
+    const errors: unknown[] = [];
+    for (const p of proxies) await p.stop().catch((e) => errors.push(e));
+    if (errors.length > 0) throw errors[0];
+  });
 
-    const tokens = {} as Record<DemoUserName, string>;
-    for (const name of Object.keys(DEMO_USERS) as DemoUserName[]) {
-      tokens[name] = await userToken(DEMO_USERS[name].id);
-    }
+  try {
+    const [a, b] = stack.replicas as [Replica, Replica];
+    const tokens = await userTokens(DEMO_USERS);
 
     const api: BrowserEnv['api'] = async (base, method, urlPath, o = {}) => {
       const headers: Record<string, string> = { Accept: 'application/json' };
@@ -268,34 +243,10 @@ export async function startBrowserEnv(): Promise<BrowserEnv> {
       return { status: res.status, text, json };
     };
 
-    const admin = async (urlPath: string, body: unknown) => {
-      const res = await fetch(`${a.url}${urlPath}`, {
-        method: 'PUT',
-        headers: { ...adminHeaders, 'Content-Type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      if (res.status !== 200 && res.status !== 201) {
-        throw new Error(`PUT ${urlPath}: ${res.status} ${await res.text()}`);
-      }
-    };
-    for (const u of Object.values(DEMO_USERS)) {
-      await admin(`/api/admin/users/${u.id}`, {
-        username: u.username,
-        is_creator: u.is_creator,
-        is_team: u.is_team,
-      });
-    }
-    await admin(`/api/admin/albums/${DEMO_ALBUM.id}`, {
-      title: DEMO_ALBUM.title,
-      created_by_id: DEMO_ALBUM.created_by_id,
-    });
-    for (const t of DEMO_TRACKS) {
-      await admin(`/api/admin/tracks/${t.id}`, {
-        title: t.title,
-        album_id: DEMO_ALBUM.id,
-        duration_s: t.duration_s,
-      });
-    }
+    await seedCatalog(
+      adminPutOver(() => a.url),
+      { users: DEMO_USERS, album: DEMO_ALBUM, tracks: DEMO_TRACKS },
+    );
 
     proxies.push(
       await startNginx({
@@ -412,8 +363,8 @@ export async function startBrowserEnv(): Promise<BrowserEnv> {
     };
 
     return {
-      db,
-      redis,
+      db: stack.db,
+      redis: stack.redis,
       a,
       b,
       nginxA,
@@ -424,10 +375,10 @@ export async function startBrowserEnv(): Promise<BrowserEnv> {
       api,
       openPage,
       screenshotAll,
-      close,
+      close: stack.close,
     };
   } catch (err) {
-    await close().catch(() => undefined);
+    await stack.close().catch(() => undefined);
     throw err;
   }
 }

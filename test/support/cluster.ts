@@ -1,40 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import { REPLICA_TEST_USERS, adminPutOver, putTrack, seedCatalog, userTokens } from './catalog';
+import { httpRequest, jsonRequest, type HttpAnswer } from './http';
 import { startNginx, type NginxOptions, type RunningNginx } from './nginx';
-import { startRedisServer, type RedisServer } from './redis-server';
-import {
-  TEST_ADMIN_TOKEN,
-  freePort,
-  startReplica,
-  userToken,
-  waitFor,
-  type Replica,
-} from './replica';
-import { createTestDatabase, type TestDatabase } from './test-db';
+import type { RedisServer } from './redis-server';
+import { waitFor, type Replica } from './replica';
+import { startStack } from './stack';
+import type { TestDatabase } from './test-db';
 import type { CommentJson } from './sse-client';
 
-/**
- * The catalogue every cluster gets. Ids are fixed so tests can name them;
- * `creator` owns the album, so every comment also emits a `mention` to them.
- */
-export const CLUSTER_USERS = {
-  creator: { id: 1, username: 'cleo', is_creator: true, is_team: false },
-  alice: { id: 2, username: 'alice', is_creator: false, is_team: false },
-  bob: { id: 3, username: 'bob', is_creator: false, is_team: false },
-  carol: { id: 4, username: 'carol', is_creator: false, is_team: false },
-  dave: { id: 5, username: 'dave', is_creator: false, is_team: false },
-  erin: { id: 6, username: 'erin', is_creator: false, is_team: false },
-} as const;
+export { httpRequest, type HttpAnswer };
+
+/** The catalogue every cluster gets (its album is CLUSTER_ALBUM_ID, owned by `creator`). */
+export const CLUSTER_USERS = REPLICA_TEST_USERS;
 export type ClusterUser = keyof typeof CLUSTER_USERS;
 export const CLUSTER_ALBUM_ID = 1;
-
-export interface HttpAnswer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-  /** The body parsed as JSON, or undefined. */
-  json: unknown;
-}
 
 export interface RequestOptions {
   /** Sent as `Authorization: Bearer`. */
@@ -147,48 +127,6 @@ export class MetricSamples {
 
 // ---------------------------------------------------------------- HTTP
 
-export function httpRequest(
-  url: string,
-  method: string,
-  opts: {
-    headers?: Record<string, string>;
-    body?: string;
-    localAddress?: string;
-    timeoutMs?: number;
-  } = {},
-): Promise<HttpAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      {
-        method,
-        headers: opts.headers,
-        agent: false,
-        localAddress: opts.localAddress,
-        timeout: opts.timeoutMs ?? 30000,
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => {
-          let json: unknown;
-          try {
-            json = text ? JSON.parse(text) : undefined;
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: timed out`)));
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
-
 /** Waits until GET /readyz on `base` answers 200. */
 export function waitReady(base: string, timeoutMs = 60000): Promise<void> {
   return waitFor(async () => (await httpRequest(`${base}/readyz`, 'GET')).status === 200, {
@@ -207,53 +145,18 @@ export function waitReady(base: string, timeoutMs = 60000): Promise<void> {
  * Whatever was started is stopped again if a step fails.
  */
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
-  const allReplicas: Replica[] = [];
-  const replicas: Replica[] = [];
-  let db: TestDatabase | undefined;
-  let redis: RedisServer | undefined;
+  const stack = await startStack({
+    replicas: opts.replicas ?? 3,
+    env: { TRUST_PROXY: 'loopback', LOG_LEVEL: 'warn', ...opts.env },
+    replicaTimeoutMs: 90000,
+    killAfterMs: 15000,
+    debugVar: 'CLUSTER_DEBUG',
+  });
   let nginx: RunningNginx | undefined;
-  let closing: Promise<void> | undefined;
-
-  const close = () =>
-    (closing ??= (async () => {
-      const errors: unknown[] = [];
-      await nginx?.stop().catch((e: unknown) => errors.push(e));
-      // SIGTERM (graceful drain), SIGKILL if it hangs: teardown must not leave a process behind.
-      await Promise.all(
-        allReplicas.map(async (r) => {
-          if (r.exited) return;
-          const timer = setTimeout(() => void r.kill(), 15000);
-          await r.stop('SIGTERM').catch((e: unknown) => errors.push(e));
-          clearTimeout(timer);
-        }),
-      );
-      if (process.env.CLUSTER_DEBUG) {
-        for (const r of allReplicas)
-          process.stderr.write(`--- replica :${r.port}\n${r.output()}\n`);
-      }
-      await redis?.stop().catch((e: unknown) => errors.push(e));
-      await db?.drop().catch((e: unknown) => errors.push(e));
-      if (errors.length > 0) throw errors[0];
-    })());
+  stack.beforeReplicasStop(() => nginx?.stop());
 
   try {
-    db = await createTestDatabase();
-    redis = await startRedisServer();
-    const replicaEnv: Record<string, string> = {
-      DATABASE_URL: db.url,
-      REDIS_URL: redis.url,
-      TRUST_PROXY: 'loopback',
-      LOG_LEVEL: 'warn',
-      ...opts.env,
-    };
-    const launch = async (port: number) => {
-      const r = await startReplica({ env: replicaEnv, port, timeoutMs: 90000 });
-      allReplicas.push(r);
-      return r;
-    };
-    // One at a time: they would otherwise race through startup on 2 shared cores.
-    for (let i = 0; i < (opts.replicas ?? 3); i++) replicas.push(await launch(await freePort()));
-
+    const replicas = [...stack.replicas];
     if (opts.nginx !== false) {
       nginx = await startNginx({
         ...(opts.nginx ?? {}),
@@ -261,57 +164,37 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       });
     }
 
-    const tokens = {} as Record<ClusterUser, string>;
-    for (const key of Object.keys(CLUSTER_USERS) as ClusterUser[]) {
-      tokens[key] = await userToken(CLUSTER_USERS[key].id);
-    }
-
-    const request: Cluster['request'] = (base, method, path, o = {}) => {
-      const headers: Record<string, string> = { ...o.headers };
-      if (o.user) headers.Authorization = `Bearer ${tokens[o.user]}`;
-      let body: string | undefined;
-      if (o.body !== undefined) {
-        body = JSON.stringify(o.body);
-        headers['Content-Type'] ??= 'application/json';
-      }
-      return httpRequest(`${base}${path}`, method, {
-        headers,
-        body,
+    const tokens = await userTokens(CLUSTER_USERS);
+    const request: Cluster['request'] = (base, method, path, o = {}) =>
+      jsonRequest(`${base}${path}`, method, {
+        token: o.user && tokens[o.user],
+        body: o.body,
+        headers: o.headers,
         localAddress: o.localAddress,
         timeoutMs: o.timeoutMs,
       });
-    };
-    const admin = async (path: string, body: unknown) => {
+    const admin = adminPutOver(() => {
       const target = replicas.find((r) => !r.exited);
       if (!target) throw new Error('no running replica for the admin API');
-      const res = await request(target.url, 'PUT', path, {
-        body,
-        headers: { Authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
-      });
-      if (res.status !== 200 && res.status !== 201) {
-        throw new Error(`PUT ${path}: expected 200/201, got ${res.status} ${res.text}`);
-      }
-    };
-    for (const u of Object.values(CLUSTER_USERS)) {
-      await admin(`/api/admin/users/${u.id}`, {
-        username: u.username,
-        is_creator: u.is_creator,
-        is_team: u.is_team,
-      });
-    }
-    await admin(`/api/admin/albums/${CLUSTER_ALBUM_ID}`, {
-      title: 'Cluster Album',
-      created_by_id: CLUSTER_USERS.creator.id,
+      return target.url;
+    });
+    await seedCatalog(admin, {
+      users: CLUSTER_USERS,
+      album: {
+        id: CLUSTER_ALBUM_ID,
+        title: 'Cluster Album',
+        created_by_id: CLUSTER_USERS.creator.id,
+      },
     });
 
     const cluster: Cluster = {
-      db,
-      redis,
+      db: stack.db,
+      redis: stack.redis,
       nginx,
       url: nginx?.url ?? replicas[0]!.url,
       replicas,
-      allReplicas,
-      replicaEnv,
+      allReplicas: stack.replicas,
+      replicaEnv: stack.replicaEnv,
       tokens,
       request,
       async postComment(base, user, trackId, content) {
@@ -345,19 +228,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         } while (cursor);
         return all;
       },
-      async newTrack() {
-        const id = `t-${randomUUID()}`;
-        await admin(`/api/admin/tracks/${id}`, {
-          title: `Track ${id}`,
-          album_id: CLUSTER_ALBUM_ID,
-        });
-        return id;
-      },
+      newTrack: () => putTrack(admin, CLUSTER_ALBUM_ID, { id: `t-${randomUUID()}` }),
       async restartReplica(slot) {
         const dead = replicas[slot];
         if (!dead) throw new Error(`no replica slot ${slot}`);
         if (!dead.exited) throw new Error(`replica on :${dead.port} is still running`);
-        const fresh = await launch(dead.port);
+        const fresh = await stack.launch(dead.port);
         replicas[slot] = fresh;
         return fresh;
       },
@@ -366,12 +242,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         if (res.status !== 200) throw new Error(`/metrics of slot ${slot}: ${res.status}`);
         return MetricSamples.parse(res.text);
       },
-      allOutput: () => allReplicas.map((r) => r.output()).join('\n'),
-      close,
+      allOutput: () => stack.replicas.map((r) => r.output()).join('\n'),
+      close: stack.close,
     };
     return cluster;
   } catch (err) {
-    await close().catch(() => undefined);
+    await stack.close().catch(() => undefined);
     throw err;
   }
 }
@@ -511,4 +387,22 @@ export class ResumingSubscriber {
       .filter((e) => e.type === 'new_comment')
       .map((e) => (e.data.comment as { id: number }).id);
   }
+}
+
+/**
+ * Starts a cluster before the file's tests and closes it after them. Returns a
+ * getter: the cluster exists only once `beforeAll` has run.
+ */
+export function useCluster(opts: ClusterOptions = {}): () => Cluster {
+  let cluster: Cluster | undefined;
+  beforeAll(async () => {
+    cluster = await startCluster(opts);
+  }, 240000);
+  afterAll(async () => {
+    await cluster?.close();
+  }, 120000);
+  return () => {
+    if (!cluster) throw new Error('cluster did not start');
+    return cluster;
+  };
 }

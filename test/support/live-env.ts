@@ -1,25 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
 import net from 'node:net';
 import { Client } from 'pg';
 import { createPrisma, type Db } from '../../src/store/prisma';
 import { PrismaEventLog } from '../../src/store/event-log';
-import { startRedisServer, type RedisServer } from './redis-server';
-import { TEST_ADMIN_TOKEN, startReplica, userToken, waitFor, type Replica } from './replica';
-import { createTestDatabase, type TestDatabase } from './test-db';
+import { REPLICA_TEST_USERS, adminPutOver, putTrack, seedCatalog, userTokens } from './catalog';
+import { httpRequest, jsonRequest, type HttpAnswer } from './http';
+import type { RedisServer } from './redis-server';
+import { waitFor, type Replica } from './replica';
+import { startStack } from './stack';
+import type { TestDatabase } from './test-db';
 import { SseClient, type CommentJson, type SseOpenOptions } from './sse-client';
 
-/**
- * The catalogue of every live test file. Ids are fixed so tests can name
- * them; `creator` owns the album, so every comment mentions them.
- */
+/** The catalogue of every live test file (its album is LIVE_ALBUM_ID, owned by `creator`). */
 export const LIVE_USERS = {
-  creator: { id: 1, username: 'cleo', is_creator: true, is_team: false },
-  alice: { id: 2, username: 'alice', is_creator: false, is_team: false },
-  bob: { id: 3, username: 'bob', is_creator: false, is_team: false },
-  carol: { id: 4, username: 'carol', is_creator: false, is_team: false },
-  dave: { id: 5, username: 'dave', is_creator: false, is_team: false },
-  erin: { id: 6, username: 'erin', is_creator: false, is_team: false },
+  ...REPLICA_TEST_USERS,
   frank: { id: 7, username: 'frank', is_creator: false, is_team: false },
 } as const;
 export type LiveUser = keyof typeof LIVE_USERS;
@@ -28,13 +22,7 @@ export const LIVE_ALBUM_ID = 1;
 /** Tracks made at setup (tests that count events make their own with `newTrack`). */
 export const LIVE_TRACKS = ['live-track-1', 'live-track-2', 'live-track-3'] as const;
 
-export interface ApiResponse {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-  /** The body parsed as JSON, or undefined. */
-  json: unknown;
-}
+export type ApiResponse = HttpAnswer;
 
 export interface LiveEnv {
   db: TestDatabase;
@@ -110,39 +98,6 @@ export function metricValue(
   return sum;
 }
 
-function request(
-  base: string,
-  method: string,
-  path: string,
-  headers: Record<string, string>,
-  body: string | undefined,
-): Promise<ApiResponse> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      `${base}${path}`,
-      { method, headers, agent: false, timeout: 15000 },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => {
-          let json: unknown;
-          try {
-            json = text ? JSON.parse(text) : undefined;
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 /**
  * A fresh PostgreSQL database, a private Redis, `replicas` (default 2) real
  * server processes on both, and the catalogue seeded through the admin API.
@@ -151,109 +106,43 @@ function request(
 export async function startLiveEnv(
   opts: { env?: Record<string, string>; replicas?: number } = {},
 ): Promise<LiveEnv> {
-  const replicas: Replica[] = [];
+  const stack = await startStack({
+    replicas: opts.replicas ?? 2,
+    env: { LOG_LEVEL: 'warn', DRAIN_SPREAD_MS: '0', SHUTDOWN_TIMEOUT_MS: '3000', ...opts.env },
+    killAfterMs: 8000,
+    debugVar: 'LIVE_DEBUG',
+  });
+  const { db, replicas } = stack;
   const clients = new Set<SseClient>();
-  let db: TestDatabase | undefined;
-  let redis: RedisServer | undefined;
   let prisma: Db | undefined;
   let log: PrismaEventLog | undefined;
   let pg: Promise<Client> | undefined;
-  let closing: Promise<void> | undefined;
-
-  const close = () =>
-    (closing ??= (async () => {
-      const errors: unknown[] = [];
-      for (const c of clients) c.close();
-      clients.clear();
-      // SIGTERM (graceful drain), SIGKILL if it hangs: teardown must not leave a process behind.
-      await Promise.all(
-        replicas.map(async (r) => {
-          if (r.exited) return;
-          const timer = setTimeout(() => void r.kill(), 8000);
-          await r.stop('SIGTERM').catch((e) => errors.push(e));
-          clearTimeout(timer);
-        }),
-      );
-      if (process.env.LIVE_DEBUG) {
-        for (const r of replicas) process.stderr.write(`--- replica :${r.port}\n${r.output()}\n`);
-      }
-      await prisma?.$disconnect().catch((e) => errors.push(e));
-      if (pg) await (await pg.catch(() => undefined))?.end().catch((e) => errors.push(e));
-      await redis?.stop().catch((e) => errors.push(e));
-      await db?.drop().catch((e) => errors.push(e));
-      if (errors.length > 0) throw errors[0];
-    })());
+  stack.beforeReplicasStop(() => {
+    for (const c of clients) c.close();
+    clients.clear();
+  });
+  stack.afterReplicasStop(() => prisma?.$disconnect());
+  stack.afterReplicasStop(async () => {
+    if (pg) await (await pg.catch(() => undefined))?.end();
+  });
 
   try {
-    db = await createTestDatabase();
-    redis = await startRedisServer();
-    const replicaEnv: Record<string, string> = {
-      DATABASE_URL: db.url,
-      REDIS_URL: redis.url,
-      LOG_LEVEL: 'warn',
-      DRAIN_SPREAD_MS: '0',
-      SHUTDOWN_TIMEOUT_MS: '3000',
-      ...opts.env,
-    };
-    const launch = async (port?: number, extra: Record<string, string> = {}) => {
-      const r = await startReplica({ env: { ...replicaEnv, ...extra }, port });
-      replicas.push(r);
-      return r;
-    };
-    const count = opts.replicas ?? 2;
-    // One at a time: both would otherwise race through startup on 2 shared cores.
-    for (let i = 0; i < count; i++) await launch();
-
     const base = (r: Replica | string) => (typeof r === 'string' ? r : r.url);
-    const tokens = {} as Record<LiveUser, string>;
-    for (const key of Object.keys(LIVE_USERS) as LiveUser[]) {
-      tokens[key] = await userToken(LIVE_USERS[key].id);
-    }
+    const tokens = await userTokens(LIVE_USERS);
 
-    const api: LiveEnv['api'] = (replica, method, path, o = {}) => {
-      const headers: Record<string, string> = { ...o.headers };
-      if (o.user) headers.Authorization = `Bearer ${tokens[o.user]}`;
-      let body: string | undefined;
-      if (o.body !== undefined) {
-        body = JSON.stringify(o.body);
-        headers['Content-Type'] ??= 'application/json';
-      }
-      return request(base(replica), method, path, headers, body);
-    };
-    const admin = async (path: string, body: unknown, what: string) => {
-      const res = await request(
-        replicas[0]!.url,
-        'PUT',
-        path,
-        { Authorization: `Bearer ${TEST_ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
-        JSON.stringify(body),
-      );
-      if (res.status !== 201 && res.status !== 200) {
-        throw new Error(`${what}: expected 200/201, got ${res.status} ${res.text}`);
-      }
-    };
-
-    for (const u of Object.values(LIVE_USERS)) {
-      await admin(
-        `/api/admin/users/${u.id}`,
-        { username: u.username, is_creator: u.is_creator, is_team: u.is_team },
-        `seed user ${u.username}`,
-      );
-    }
-    await admin(
-      `/api/admin/albums/${LIVE_ALBUM_ID}`,
-      { title: 'Live Album', created_by_id: LIVE_USERS.creator.id },
-      'seed album',
-    );
-    const putTrack = async (id: string) => {
-      await admin(
-        `/api/admin/tracks/${id}`,
-        { title: `Track ${id}`, album_id: LIVE_ALBUM_ID },
-        `seed track ${id}`,
-      );
-      return id;
-    };
-    for (const t of LIVE_TRACKS) await putTrack(t);
+    const api: LiveEnv['api'] = (replica, method, path, o = {}) =>
+      jsonRequest(`${base(replica)}${path}`, method, {
+        token: o.user && tokens[o.user],
+        body: o.body,
+        headers: o.headers,
+        timeoutMs: 15000,
+      });
+    const admin = adminPutOver(() => replicas[0]!.url);
+    await seedCatalog(admin, {
+      users: LIVE_USERS,
+      album: { id: LIVE_ALBUM_ID, title: 'Live Album', created_by_id: LIVE_USERS.creator.id },
+      tracks: LIVE_TRACKS.map((id) => ({ id })),
+    });
 
     const openStream = async (
       replica: Replica | string,
@@ -271,11 +160,11 @@ export async function startLiveEnv(
 
     const env: LiveEnv = {
       db,
-      redis,
+      redis: stack.redis,
       replicas,
       a: replicas[0]!,
       b: replicas[1] ?? replicas[0]!,
-      replicaEnv,
+      replicaEnv: stack.replicaEnv,
       tokens,
       api,
       async postComment(replica, user, trackId, content, timestamp = 0) {
@@ -293,7 +182,7 @@ export async function startLiveEnv(
         }
         return (res.json as { comment: CommentJson }).comment;
       },
-      newTrack: () => putTrack(`t-${randomUUID()}`),
+      newTrack: () => putTrack(admin, LIVE_ALBUM_ID, { id: `t-${randomUUID()}` }),
       trackStream: (replica, user, trackId, o) =>
         openStream(replica, user, `/api/tracks/${encodeURIComponent(trackId)}/events`, o),
       personalStream: (replica, user, o) => openStream(replica, user, '/api/me/events', o),
@@ -301,27 +190,27 @@ export async function startLiveEnv(
         clients.add(client);
         return client;
       },
-      startReplica: (port, extra) => launch(port, extra),
+      startReplica: (port, extra) => stack.launch(port, extra),
       async restartReplica(dead) {
         if (!dead.exited) throw new Error(`replica on :${dead.port} is still running`);
-        const fresh = await launch(dead.port);
+        const fresh = await stack.launch(dead.port);
         if (env.a === dead) env.a = fresh;
         if (env.b === dead) env.b = fresh;
         return fresh;
       },
       async metrics(replica) {
-        const res = await request(replica.url, 'GET', '/metrics', {}, undefined);
+        const res = await httpRequest(`${replica.url}/metrics`, 'GET', { timeoutMs: 15000 });
         if (res.status !== 200) throw new Error(`/metrics on :${replica.port}: ${res.status}`);
         return res.text;
       },
       eventLog() {
-        prisma ??= createPrisma(db!.url, 2);
+        prisma ??= createPrisma(db.url, 2);
         log ??= new PrismaEventLog(prisma);
         return log;
       },
       async sql<R extends Record<string, unknown>>(text: string, params: unknown[] = []) {
         pg ??= (async () => {
-          const client = new Client({ connectionString: db!.url });
+          const client = new Client({ connectionString: db.url });
           client.on('error', () => undefined);
           await client.connect();
           return client;
@@ -329,13 +218,29 @@ export async function startLiveEnv(
         const res = await (await pg).query<R>(text, params);
         return res.rows;
       },
-      close,
+      close: stack.close,
     };
     return env;
   } catch (err) {
-    await close().catch(() => undefined);
+    await stack.close().catch(() => undefined);
     throw err;
   }
+}
+
+/** Resolves once `client` has received its `connected` event. */
+export const connected = (client: SseClient) => client.waitForEvent((e) => e.event === 'connected');
+
+/** Track streams of bob and carol on `env.a` and of dave and erin on `env.b`, in that order. */
+export async function twoSubscribersPerReplica(
+  env: LiveEnv,
+  trackId: string,
+): Promise<SseClient[]> {
+  return [
+    await env.trackStream(env.a, 'bob', trackId),
+    await env.trackStream(env.a, 'carol', trackId),
+    await env.trackStream(env.b, 'dave', trackId),
+    await env.trackStream(env.b, 'erin', trackId),
+  ];
 }
 
 export interface TcpProxy {

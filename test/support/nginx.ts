@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './replica';
 
 /** The one proxy config, shared by docker compose and the tests. */
 export const NGINX_TEMPLATE_PATH = path.resolve(
@@ -218,18 +219,6 @@ export function checkNginxConfig(opts: NginxOptions): {
   } finally {
     fs.rmSync(prefix.dir, { recursive: true, force: true });
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function canConnect(port: number): Promise<boolean> {

@@ -6,6 +6,8 @@ import { Client } from 'pg';
 import request, { type Response } from 'supertest';
 import { loadConfig } from '../../src/config/config';
 import { startServer, type RunningServer } from '../../src/server';
+import { putTrack, seedCatalog, userTokens, type AdminPut } from './catalog';
+import type { CommentJson } from './sse-client';
 import { createTestDatabase, type TestDatabase } from './test-db';
 import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, userToken } from './replica';
 
@@ -90,18 +92,8 @@ export interface RestEnv {
   close(): Promise<void>;
 }
 
-export interface Comment {
-  id: number;
-  track_id: string;
-  user: { id: number; username: string };
-  content: string;
-  timestamp: number;
-  parent_id: number | null;
-  mentions: { id: number; username: string }[];
-  is_edited: boolean;
-  last_edited_at: string | null;
-  created_at: string;
-}
+/** A comment as the contract's JSON shows it. */
+export type Comment = CommentJson;
 
 async function expectStatus(res: Response, status: number, what: string): Promise<Response> {
   if (res.status !== status) {
@@ -144,37 +136,22 @@ export async function startRestEnv(
     servers.push(running);
     const app = running.app;
 
-    for (const u of Object.values(USERS)) {
-      const res = await request(app).put(`/api/admin/users/${u.id}`).set(adminAuth).send({
-        username: u.username,
-        is_creator: u.is_creator,
-        is_team: u.is_team,
-      });
-      await expectStatus(res, 201, `seed user ${u.username}`);
-    }
-    await expectStatus(
-      await request(app)
-        .put(`/api/admin/albums/${ALBUM_ID}`)
-        .set(adminAuth)
-        .send({ title: 'Test Album', created_by_id: USERS.creator.id }),
-      201,
-      'seed album',
-    );
-    const putTrack = async (id: string, durationS: number | null, albumId = ALBUM_ID) => {
-      const body: Record<string, unknown> = { title: `Track ${id}`, album_id: albumId };
-      if (durationS !== null) body.duration_s = durationS;
+    const put: AdminPut = async (path, body) => {
       await expectStatus(
-        await request(app).put(`/api/admin/tracks/${id}`).set(adminAuth).send(body),
+        await request(app).put(path).set(adminAuth).send(body),
         201,
-        `seed track ${id}`,
+        `PUT ${path}`,
       );
-      return id;
     };
-    await putTrack(TRACK_TIMED, 60);
-    await putTrack(TRACK_UNTIMED, null);
-
-    const tokens = {} as Record<UserKey, string>;
-    for (const key of Object.keys(USERS) as UserKey[]) tokens[key] = await userToken(USERS[key].id);
+    await seedCatalog(put, {
+      users: USERS,
+      album: { id: ALBUM_ID, title: 'Test Album', created_by_id: USERS.creator.id },
+      tracks: [
+        { id: TRACK_TIMED, duration_s: 60 },
+        { id: TRACK_UNTIMED, duration_s: null },
+      ],
+    });
+    const tokens = await userTokens(USERS);
 
     const env: RestEnv = {
       db,
@@ -185,7 +162,7 @@ export async function startRestEnv(
       tokens,
       as: (user) => ({ Authorization: `Bearer ${tokens[user]}` }),
       newTrack: (durationS = null, albumId = ALBUM_ID) =>
-        putTrack(`t-${randomUUID()}`, durationS, albumId),
+        putTrack(put, albumId, { id: `t-${randomUUID()}`, duration_s: durationS }),
       async postComment(user, trackId, body) {
         const res = await request(app)
           .post(`/api/tracks/${trackId}/comments`)
@@ -211,6 +188,24 @@ export async function startRestEnv(
   }
 }
 
+/**
+ * Starts a RestEnv before the file's tests and closes it after them. Returns a
+ * getter: the env exists only once `beforeAll` has run.
+ */
+export function useRestEnv(opts?: Parameters<typeof startRestEnv>[0]): () => RestEnv {
+  let env: RestEnv | undefined;
+  beforeAll(async () => {
+    env = await startRestEnv(opts);
+  });
+  afterAll(async () => {
+    await env?.close();
+  });
+  return () => {
+    if (!env) throw new Error('rest env did not start');
+    return env;
+  };
+}
+
 /** Asserts the contract's error body: exactly `{"error":{"code":"<snake_case>","message":"<text>"}}`. */
 export function expectError(res: Response, status: number, code?: string): void {
   if (res.status !== status) {
@@ -232,31 +227,33 @@ export interface EventRow {
   data: Record<string, unknown>;
 }
 
-/** Every stored event that is about comment `commentId`, in (stream, seq) order. */
-export async function eventsForComment(pg: Client, commentId: number): Promise<EventRow[]> {
-  const { rows } = await pg.query<{
-    stream: string;
-    seq: string;
-    type: string;
-    data: Record<string, unknown>;
-  }>(
-    `SELECT stream, seq, type, data FROM stream_events
-      WHERE data->'comment'->>'id' = $1 OR data->>'comment_id' = $1
-      ORDER BY stream, seq`,
-    [String(commentId)],
+/** Stored events matching `where` (seq arrives as text: bigint). */
+async function selectEvents(
+  pg: Client,
+  where: string,
+  orderBy: string,
+  params: unknown[],
+): Promise<EventRow[]> {
+  const { rows } = await pg.query<Omit<EventRow, 'seq'> & { seq: string }>(
+    `SELECT stream, seq, type, data FROM stream_events WHERE ${where} ORDER BY ${orderBy}`,
+    params,
   );
   return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
 }
 
+/** Every stored event that is about comment `commentId`, in (stream, seq) order. */
+export function eventsForComment(pg: Client, commentId: number): Promise<EventRow[]> {
+  return selectEvents(
+    pg,
+    `data->'comment'->>'id' = $1 OR data->>'comment_id' = $1`,
+    'stream, seq',
+    [String(commentId)],
+  );
+}
+
 /** Every stored event of one stream, in seq order. */
-export async function eventsOfStream(pg: Client, stream: string): Promise<EventRow[]> {
-  const { rows } = await pg.query<{
-    stream: string;
-    seq: string;
-    type: string;
-    data: Record<string, unknown>;
-  }>('SELECT stream, seq, type, data FROM stream_events WHERE stream = $1 ORDER BY seq', [stream]);
-  return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
+export function eventsOfStream(pg: Client, stream: string): Promise<EventRow[]> {
+  return selectEvents(pg, 'stream = $1', 'seq', [stream]);
 }
 
 /** Row counts that a failed request must leave unchanged. */
