@@ -175,7 +175,9 @@ async function loadTest(label: string, workers: number, faults: FakeFaults): Pro
       workers,
       connectConcurrency: 50,
       settleMs: 3000,
-      reconnectDelayMs: 20,
+      // Longer than the gap between two comments on a track (10 tracks at 200/s: 50 ms),
+      // so a dropped stream always misses events and must get them by replay.
+      reconnectDelayMs: 150,
     });
     const c = server.counts;
     console.log(`     settled in ${r.settleMs} ms, all arrived: ${r.allArrived}`);

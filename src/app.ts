@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import express, { type Express, type RequestHandler, type Router } from 'express';
 import cors from 'cors';
@@ -44,19 +45,19 @@ function trustProxyValue(raw: string | undefined): boolean | number | string {
   return raw;
 }
 
-/** Builds the HTTP app from injected parts (the composition root is main.ts). */
-export function buildApp(deps: AppDeps): Express {
-  const { config, metrics } = deps;
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('trust proxy', trustProxyValue(config.trustProxy));
-  app.set('query parser', 'simple');
+/** A middleware that only sets response headers; works on plain node:http requests too. */
+export type HeaderStep = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  next: (err?: unknown) => void,
+) => void;
 
-  app.use(httpLogger(deps.logger));
-  app.use(helmet());
+/** Security headers, and CORS for the configured origins (credentials allowed). */
+export function responseHeaderSteps(config: Config): HeaderStep[] {
+  const steps: HeaderStep[] = [helmet()];
   if (config.corsOrigins.length > 0) {
     const allowed = new Set(config.corsOrigins);
-    app.use(
+    steps.push(
       cors({
         origin: (origin, cb) => cb(null, origin !== undefined && allowed.has(origin)),
         credentials: true,
@@ -66,6 +67,19 @@ export function buildApp(deps: AppDeps): Express {
       }),
     );
   }
+  return steps;
+}
+
+/** Builds the HTTP app from injected parts (the composition root is main.ts). */
+export function buildApp(deps: AppDeps): Express {
+  const { config, metrics } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', trustProxyValue(config.trustProxy));
+  app.set('query parser', 'simple');
+
+  app.use(httpLogger(deps.logger));
+  for (const step of responseHeaderSteps(config)) app.use(step);
   app.use(httpMetrics(metrics));
   app.use(express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/*+json'] }));
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 20 }));

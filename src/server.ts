@@ -7,7 +7,7 @@ import pino, { type Logger } from 'pino';
 import { Redis } from 'ioredis';
 import type { Express } from 'express';
 import type { Config } from './config/config';
-import { buildApp } from './app';
+import { buildApp, responseHeaderSteps } from './app';
 import { Metrics } from './metrics/metrics';
 import { createPrisma } from './store/prisma';
 import { CatalogStore } from './store/catalog-store';
@@ -25,6 +25,7 @@ import type { Bus } from './bus/types';
 import { StreamHub } from './streams/hub';
 import { OutboxRelay } from './outbox/relay';
 import { createDemoRouter } from './http/demo-routes';
+import { withStreamFastPath } from './http/stream-fast-path';
 
 /**
  * Secrets for a non-production run without AUTH_SECRET/ADMIN_TOKEN: made once
@@ -204,7 +205,15 @@ export async function startServer(
       : undefined,
   });
 
-  const server = http.createServer(app);
+  const server = http.createServer(
+    withStreamFastPath(app, {
+      userAuth,
+      comments,
+      hub,
+      logger,
+      headerSteps: responseHeaderSteps(config),
+    }),
+  );
   // SSE streams are long-lived: no request timeout; keep-alive a bit above nginx's.
   server.requestTimeout = 0;
   server.keepAliveTimeout = 65000;

@@ -26,7 +26,7 @@ export const DEFAULTS: BenchOptions = {
   comments: 1000,
   rate: 200,
   viaNginx: false,
-  workers: 1,
+  workers: 0,
   subscribersPerUser: 10,
   connectConcurrency: 200,
   settleMs: 5000,

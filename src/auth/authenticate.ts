@@ -50,15 +50,28 @@ const SUB = /^[1-9][0-9]{0,9}$/;
  * don't pay a query per request; role changes show within `cacheMs`.
  */
 export class UserAuthenticator {
-  private readonly key: Uint8Array;
+  /** Imported once: jose would otherwise import a raw secret into WebCrypto on every verify. */
+  private readonly key: Promise<CryptoKey>;
   private readonly cache = new Map<number, { user: User; until: number }>();
+  /**
+   * Tokens already verified, with their subject and expiry: a stream reconnect or a burst
+   * of writes with the same token skips the HMAC. Bounded; entries live at most a minute
+   * and never past the token's own `exp`.
+   */
+  private readonly verified = new Map<string, { id: number; expMs: number; until: number }>();
 
   constructor(
     secret: string,
     private readonly findUser: (id: number) => Promise<User | null>,
     private readonly cacheMs = 2000,
   ) {
-    this.key = new TextEncoder().encode(secret);
+    this.key = crypto.subtle.importKey(
+      'raw',
+      new TextEncoder().encode(secret),
+      { name: 'HMAC', hash: 'SHA-256' },
+      false,
+      ['verify'],
+    );
   }
 
   async authenticate(headers: IncomingHttpHeaders): Promise<User> {
@@ -69,14 +82,34 @@ export class UserAuthenticator {
         'unauthenticated',
         'a bearer token or access_token cookie is required',
       );
+    const id = await this.subjectOf(token);
+    const hit = this.cache.get(id);
+    if (hit && hit.until > Date.now()) return hit.user;
+    const user = await this.findUser(id);
+    if (!user) throw new AuthError(401, 'unauthenticated', 'unknown user');
+    if (this.cache.size > 10000) this.cache.clear();
+    this.cache.set(id, { user, until: Date.now() + this.cacheMs });
+    return user;
+  }
+
+  /** The user id a valid token names (HS256, `exp` and a decimal `sub` required). */
+  private async subjectOf(token: string): Promise<number> {
+    const now = Date.now();
+    const seen = this.verified.get(token);
+    if (seen && seen.until > now) {
+      if (seen.expMs <= now) throw new AuthError(401, 'unauthenticated', 'token expired');
+      return seen.id;
+    }
     let sub: string | undefined;
+    let exp: number | undefined;
     try {
-      const { payload } = await jwtVerify(token, this.key, {
+      const { payload } = await jwtVerify(token, await this.key, {
         algorithms: ['HS256'],
         requiredClaims: ['exp', 'sub'],
       });
       // jose leaves the claim's type alone; RFC 7519 (and the contract) make `sub` a string.
       sub = typeof payload.sub === 'string' ? payload.sub : undefined;
+      exp = payload.exp;
     } catch (err) {
       const expired = err instanceof joseErrors.JWTExpired;
       throw new AuthError(401, 'unauthenticated', expired ? 'token expired' : 'invalid token');
@@ -85,13 +118,9 @@ export class UserAuthenticator {
       throw new AuthError(401, 'unauthenticated', 'token subject is not a user id');
     }
     const id = Number(sub);
-    const hit = this.cache.get(id);
-    if (hit && hit.until > Date.now()) return hit.user;
-    const user = await this.findUser(id);
-    if (!user) throw new AuthError(401, 'unauthenticated', 'unknown user');
-    if (this.cache.size > 10000) this.cache.clear();
-    this.cache.set(id, { user, until: Date.now() + this.cacheMs });
-    return user;
+    if (this.verified.size >= 20000) this.verified.clear();
+    this.verified.set(token, { id, expMs: (exp ?? 0) * 1000, until: now + 60_000 });
+    return id;
   }
 
   /** Drops a cached user after the catalogue changed it on this replica. */

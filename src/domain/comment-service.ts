@@ -78,11 +78,11 @@ export class CommentService {
     const { result, events } = await this.comments.create(
       {
         trackId,
-        userId: author.id,
+        author,
         content: input.content,
         timestamp: input.timestamp,
         parentId: input.parentId,
-        mentionUserIds: mentioned.map((u) => u.id),
+        mentions: mentioned,
       },
       (comment) => [
         { stream: trackStream(trackId), type: 'new_comment', data: newCommentData(comment) },

@@ -11,6 +11,12 @@ export const redactUrl = (url: string | undefined) =>
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
+/** The caller's `X-Request-Id` when it is well-formed, else a fresh one. */
+export function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
 /**
  * Access logs with request ids. Headers are not logged at all (Authorization,
  * cookies and the admin token live there); the client address is `req.ip`,
@@ -20,8 +26,7 @@ export function httpLogger(logger: Logger) {
   return pinoHttp({
     logger,
     genReqId: (req: IncomingMessage, res: ServerResponse) => {
-      const given = req.headers['x-request-id'];
-      const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+      const id = requestIdOf(req);
       res.setHeader('X-Request-Id', id);
       return id;
     },

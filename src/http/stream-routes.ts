@@ -17,13 +17,14 @@ export interface StreamGateway {
       trackId: string | null;
       userId: number;
       lastEventId: string | undefined;
+      headers?: Readonly<Record<string, string | string[]>>;
     },
   ): Promise<void>;
   publishEphemeral(stream: string, data: EventData): Promise<void>;
 }
 
 /** `Last-Event-ID` header (what EventSource sends on reconnect), else `?last_event_id=`. */
-function lastEventIdOf(req: IncomingMessage, query: Record<string, unknown>): string | undefined {
+export function lastEventIdOf(req: IncomingMessage, query: Record<string, unknown>): string | undefined {
   const header = req.headers['last-event-id'];
   if (typeof header === 'string') return header.trim();
   const q = query.last_event_id;

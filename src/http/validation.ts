@@ -156,9 +156,12 @@ export const adminTrackBody = z.strictObject({
 const TRACK_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Track ids are opaque; anything outside the id alphabet cannot name a track. */
+export const isTrackId = (id: string): boolean => TRACK_ID.test(id);
+
+/** The `:trackId` route parameter; 404 when it cannot name a track. */
 export function trackIdParam(req: Request): string {
   const id = String(req.params.trackId ?? '');
-  if (!TRACK_ID.test(id)) throw new HttpError(404, 'not_found', 'track not found');
+  if (!isTrackId(id)) throw new HttpError(404, 'not_found', 'track not found');
   return id;
 }
 

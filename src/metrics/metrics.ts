@@ -31,6 +31,11 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [this.registry],
   });
+  readonly gapFills = new client.Counter({
+    name: 'trackcomments_gap_fills_total',
+    help: 'Bus messages that arrived ahead of a missing seq, so the gap was read from the event log',
+    registers: [this.registry],
+  });
   readonly replays = new client.Counter({
     name: 'trackcomments_replays_total',
     help: 'Stream resumptions served from the event log (Last-Event-ID)',

@@ -28,7 +28,17 @@ const isForeignKeyViolation = (err: unknown) =>
 
 /** Users, albums and tracks: the catalogue the main application pushes through /api/admin. */
 export class CatalogStore {
-  constructor(private readonly db: Db) {}
+  /**
+   * Tracks are read on every comment, typing request and stream open but change rarely:
+   * found tracks are cached briefly. A change made through this replica shows at once,
+   * one made through another replica within `trackCacheMs`.
+   */
+  private readonly trackCache = new Map<string, { track: TrackContext; until: number }>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly trackCacheMs = 5000,
+  ) {}
 
   async upsertUser(
     id: number,
@@ -74,6 +84,8 @@ export class CatalogStore {
         throw new DomainError(400, 'unknown_user', `no user ${input.createdById}`);
       }
       throw err;
+    } finally {
+      this.trackCache.clear(); // the album's creator and title are part of every cached track
     }
   }
 
@@ -96,6 +108,8 @@ export class CatalogStore {
         throw new DomainError(400, 'unknown_album', `no album ${input.albumId}`);
       }
       throw err;
+    } finally {
+      this.trackCache.delete(id);
     }
   }
 
@@ -111,16 +125,21 @@ export class CatalogStore {
   }
 
   async findTrack(id: string): Promise<TrackContext | null> {
+    const hit = this.trackCache.get(id);
+    if (hit && hit.until > Date.now()) return hit.track;
     const row = await this.db.track.findUnique({
       where: { id },
       include: { album: { select: { title: true, createdById: true } } },
     });
     if (!row) return null;
-    return {
+    const track = {
       ...toTrack(row),
       album_title: row.album.title,
       album_creator_id: row.album.createdById,
     };
+    if (this.trackCache.size >= 10_000) this.trackCache.clear();
+    this.trackCache.set(id, { track, until: Date.now() + this.trackCacheMs });
+    return track;
   }
 
   async listUsers(): Promise<User[]> {

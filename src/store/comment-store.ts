@@ -1,7 +1,14 @@
 import type { Db, Tx } from './prisma';
 import { appendEvents, type NewEvent } from './event-log';
 import type { StoredEvent } from '../events/types';
-import { DomainError, type Comment, type CommentCursor, type CommentOrder } from '../domain/types';
+import {
+  DomainError,
+  type Comment,
+  type CommentCursor,
+  type CommentOrder,
+  type UserRef,
+} from '../domain/types';
+import type { EventData } from '../events/types';
 import { Prisma } from '../generated/prisma/client';
 
 const commentInclude = {
@@ -72,45 +79,91 @@ export class CommentStore {
     return row ? toComment(row) : null;
   }
 
+  /**
+   * Inserts the comment, its mentions and its events in ONE statement (one round trip, no
+   * interactive transaction): the hot write path. Stream heads stay locked only for the
+   * statement, so comments on one track (and mentions of one album creator) don't queue
+   * behind each other's network round trips. The events embed the comment; its id, known
+   * only to the database, is patched in at `comment.id`.
+   */
   async create(
     input: {
       trackId: string;
-      userId: number;
+      author: UserRef;
       content: string;
       timestamp: number;
       parentId: number | null;
-      mentionUserIds: number[];
+      mentions: UserRef[];
     },
     eventsFor: (comment: Comment) => NewEvent[],
   ): Promise<Committed<Comment>> {
-    return this.db.$transaction(async (tx) => {
-      if (input.parentId !== null) {
-        // Re-checked under a key-share lock: a parent deleted since the caller looked is refused
-        // as bad input (not an FK failure), and one deleted later waits for this reply to commit.
-        const parent = await tx.$queryRaw<{ track_id: string }[]>`
-          SELECT track_id FROM comments WHERE id = ${input.parentId} FOR KEY SHARE`;
-        if (parent[0]?.track_id !== input.trackId) {
-          throw new DomainError(
-            400,
-            'invalid_parent',
-            'parent_id must name a comment on this track',
-          );
-        }
-      }
-      const row = await tx.comment.create({
-        data: {
-          trackId: input.trackId,
-          userId: input.userId,
-          content: input.content,
-          timestamp: input.timestamp,
-          parentId: input.parentId,
-          mentions: { create: input.mentionUserIds.map((userId) => ({ userId })) },
-        },
-        include: commentInclude,
-      });
-      const comment = toComment(row);
-      return { result: comment, events: await appendEvents(tx, eventsFor(comment)) };
-    });
+    const createdAt = new Date();
+    const mentions = [...input.mentions]
+      .sort((a, b) => a.id - b.id)
+      .map((u) => ({ id: u.id, username: u.username }));
+    const comment: Comment = {
+      id: 0,
+      track_id: input.trackId,
+      user: { id: input.author.id, username: input.author.username },
+      content: input.content,
+      timestamp: input.timestamp,
+      parent_id: input.parentId,
+      mentions,
+      is_edited: false,
+      last_edited_at: null,
+      created_at: createdAt.toISOString(),
+    };
+    const events = eventsFor(comment);
+    let rows: { comment_id: number; ord: bigint; seq: bigint }[];
+    try {
+      rows = await this.db.$queryRaw`
+        WITH c AS (
+          INSERT INTO comments (track_id, user_id, content, "timestamp", parent_id, created_at)
+          SELECT ${input.trackId}, ${input.author.id}::int, ${input.content},
+                 ${input.timestamp}::float8, ${input.parentId}::int, ${createdAt}::timestamptz
+          WHERE ${input.parentId}::int IS NULL OR EXISTS (
+            SELECT 1 FROM comments p WHERE p.id = ${input.parentId}::int AND p.track_id = ${input.trackId})
+          RETURNING id
+        ), m AS (
+          INSERT INTO comment_mentions (comment_id, user_id)
+          SELECT c.id, u FROM c, unnest(${mentions.map((u) => u.id)}::int[]) AS u
+        ), ev AS (
+          SELECT e.stream, e.type, jsonb_set(e.data::jsonb, '{comment,id}', to_jsonb(c.id)) AS data,
+                 e.ord,
+                 row_number() OVER (PARTITION BY e.stream ORDER BY e.ord) AS k,
+                 count(*) OVER (PARTITION BY e.stream) AS n
+          FROM c, unnest(${events.map((e) => e.stream)}::varchar[], ${events.map((e) => e.type)}::varchar[],
+                         ${events.map((e) => JSON.stringify(e.data))}::text[])
+                  WITH ORDINALITY AS e(stream, type, data, ord)
+        ), h AS (
+          INSERT INTO stream_heads AS sh (stream, last_seq)
+          SELECT stream, max(n) FROM ev GROUP BY stream ORDER BY stream
+          ON CONFLICT (stream) DO UPDATE SET last_seq = sh.last_seq + EXCLUDED.last_seq
+          RETURNING stream, last_seq
+        ), ins AS (
+          INSERT INTO stream_events (stream, seq, type, data)
+          SELECT ev.stream, h.last_seq - ev.n + ev.k, ev.type, ev.data FROM ev JOIN h USING (stream)
+        )
+        SELECT c.id AS comment_id, ev.ord, h.last_seq - ev.n + ev.k AS seq
+        FROM c, ev JOIN h USING (stream)`;
+    } catch (err) {
+      // The parent was deleted between the check above and the foreign key's.
+      if (isForeignKeyViolation(err)) throw invalidParent();
+      throw err;
+    }
+    if (rows.length === 0) throw invalidParent();
+    comment.id = rows[0]!.comment_id;
+    const stored: StoredEvent[] = new Array(events.length);
+    for (const r of rows) {
+      const e = events[Number(r.ord) - 1]!;
+      stored[Number(r.ord) - 1] = {
+        stream: e.stream,
+        seq: Number(r.seq),
+        type: e.type,
+        data: withCommentId(e.data, comment.id),
+      };
+    }
+    return { result: comment, events: stored };
   }
 
   /** Replaces content and the mention set; `eventsFor` learns which mentions are new. */
@@ -190,4 +243,23 @@ async function threadIds(tx: Tx, id: number): Promise<number[]> {
     )
     SELECT id FROM thread ORDER BY depth, id`;
   return rows.map((r) => r.id);
+}
+
+const invalidParent = () =>
+  new DomainError(400, 'invalid_parent', 'parent_id must name a comment on this track');
+
+/** 23503: foreign_key_violation, as raised through a raw query. */
+function isForeignKeyViolation(err: unknown): boolean {
+  const text = err instanceof Error ? err.message : String(err);
+  return (
+    (err instanceof Prisma.PrismaClientKnownRequestError &&
+      (err.code === 'P2003' || (err.meta as { code?: string } | undefined)?.code === '23503')) ||
+    /23503|foreign key/i.test(text)
+  );
+}
+
+/** The event's data with the committed comment id filled in (the SQL did the same). */
+function withCommentId(data: EventData, id: number): EventData {
+  const comment = data.comment as Comment | undefined;
+  return comment ? { ...data, comment: { ...comment, id } } : data;
 }

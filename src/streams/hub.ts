@@ -26,6 +26,12 @@ export interface StreamTarget {
   userId: number;
   /** `Last-Event-ID` header, else `?last_event_id=`; undefined → no replay. */
   lastEventId: string | undefined;
+  /**
+   * More response headers (security, CORS, request id) for the stream's or the
+   * refusal's head. Passed here rather than set on `res` beforehand, an open
+   * stream keeps no per-response header map.
+   */
+  headers?: Readonly<Record<string, string | string[]>>;
 }
 
 export interface StreamHubOptions {
@@ -171,7 +177,14 @@ export class StreamHub {
 
   async open(req: IncomingMessage, res: ServerResponse, target: StreamTarget): Promise<void> {
     if (this.draining || this.closed) {
-      this.refuse(res, 503, 'shutting_down', 'This server is shutting down; reconnect shortly.', 1);
+      this.refuse(
+        res,
+        503,
+        'shutting_down',
+        'This server is shutting down; reconnect shortly.',
+        1,
+        target.headers,
+      );
       return;
     }
     if ((this.perUser.get(target.userId) ?? 0) >= this.maxStreamsPerUser) {
@@ -181,6 +194,7 @@ export class StreamHub {
         'too_many_streams',
         `At most ${this.maxStreamsPerUser} open streams per user; close one first.`,
         REFUSAL_RETRY_AFTER_S,
+        target.headers,
       );
       return;
     }
@@ -191,6 +205,7 @@ export class StreamHub {
         'replica_full',
         'This server has no room for more streams; retry shortly.',
         REFUSAL_RETRY_AFTER_S,
+        target.headers,
       );
       return;
     }
@@ -200,7 +215,8 @@ export class StreamHub {
     const state = this.stateFor(target);
     const sub = new Subscriber(socket, res, state, target.userId);
     this.register(sub);
-    socket.once('close', () => this.remove(sub));
+    // `on`, not `once`: close fires once anyway, and a once-wrapper per stream costs memory.
+    socket.on('close', () => this.remove(sub));
     socket.setTimeout(0); // an idle stream is normal; the heartbeat keeps proxies awake
     socket.setNoDelay(true);
 
@@ -209,6 +225,7 @@ export class StreamHub {
     res.useChunkedEncodingByDefault = false;
     res.shouldKeepAlive = false;
     res.writeHead(200, {
+      ...target.headers,
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache',
       'X-Accel-Buffering': 'no',
@@ -340,6 +357,7 @@ export class StreamHub {
     code: string,
     message: string,
     retryAfterS: number,
+    headers: Readonly<Record<string, string | string[]>> = {},
   ): void {
     if (res.headersSent) {
       res.end();
@@ -347,6 +365,7 @@ export class StreamHub {
     }
     const body = JSON.stringify({ error: { code, message } });
     res.writeHead(status, {
+      ...headers,
       'Content-Type': 'application/json; charset=utf-8',
       'Content-Length': Buffer.byteLength(body),
       'Retry-After': String(retryAfterS),
@@ -713,6 +732,7 @@ export class StreamHub {
     message: BusMessage,
     receivedAt: number,
   ): Promise<void> {
+    this.metrics.gapFills.inc();
     await this.fillTo(state, message.seq! - 1, receivedAt);
     if (state.lastSeq < message.seq! - 1) {
       this.logger.warn(
