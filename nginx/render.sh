@@ -1,6 +1,6 @@
 #!/usr/bin/env sh
 # Renders nginx/trackcomments.conf.template for a host without docker, e.g.
-#   NGINX_UPSTREAM_SERVERS='server 127.0.0.1:3001; server 127.0.0.1:3002;' \
+#   NGINX_UPSTREAM_SERVERS='server 127.0.0.1:3001 max_fails=0; server 127.0.0.1:3002 max_fails=0;' \
 #     nginx/render.sh > /etc/nginx/conf.d/trackcomments.conf
 # Only the NGINX_* names below are substituted; nginx's own $variables stay.
 # Defaults match docker-compose.yml.

@@ -231,7 +231,8 @@ export async function startServer(
       return;
     }
     inFlight.add(res);
-    res.once('close', () => inFlight.delete(res));
+    // `on`, not `once`: close fires once anyway, and a once-wrapper per open stream costs memory.
+    res.on('close', () => inFlight.delete(res));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

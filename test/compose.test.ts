@@ -140,7 +140,7 @@ describe('docker-compose.yml', () => {
     for (const name of placeholders) expect(env).toHaveProperty(name);
     // The image substitutes only names matching this filter, so nginx's $variables survive.
     expect(env.NGINX_ENVSUBST_FILTER).toBe('^NGINX_');
-    expect(env.NGINX_UPSTREAM_SERVERS).toMatch(/server app:3000 resolve;/);
+    expect(env.NGINX_UPSTREAM_SERVERS).toMatch(/server app:3000 resolve max_fails=0;/);
     expect(env.NGINX_UPSTREAM_SERVERS).toMatch(/resolver 127\.0\.0\.11/);
     expect(Number(defaultOf(env.NGINX_STREAMS_PER_CLIENT))).toBe(
       NGINX_DEFAULT_LIMITS.streamsPerClient,

@@ -211,6 +211,10 @@ describe('commit, then die before publishing', () => {
         what: 'C to notice its bus is gone',
       });
       const orphan = await env.postComment(c, 'alice', track, 'committed on C, never published');
+      // C marks what it published in small batches: wait for seq 1's mark, then only 2 is left.
+      await waitFor(async () => JSON.stringify(await unpublished(stream)) === '[2]', {
+        what: 'only seq 2 left unpublished',
+      });
       expect(await unpublished(stream)).toEqual([2]);
       await c.kill();
       expect(await readyz(env.b)).toBe(200);

@@ -24,7 +24,10 @@ export interface StreamGateway {
 }
 
 /** `Last-Event-ID` header (what EventSource sends on reconnect), else `?last_event_id=`. */
-export function lastEventIdOf(req: IncomingMessage, query: Record<string, unknown>): string | undefined {
+export function lastEventIdOf(
+  req: IncomingMessage,
+  query: Record<string, unknown>,
+): string | undefined {
   const header = req.headers['last-event-id'];
   if (typeof header === 'string') return header.trim();
   const q = query.last_event_id;

@@ -63,8 +63,8 @@ export function nginxTemplateValues(
     NGINX_LISTEN: opts.listen,
     NGINX_ACCESS_LOG: opts.accessLog,
     NGINX_UPSTREAM_SERVERS: [
-      ...opts.upstreams.map((u) => `server ${u};`),
-      ...backups.map((u) => `server ${u} backup;`),
+      ...opts.upstreams.map((u) => `server ${u} max_fails=0;`),
+      ...backups.map((u) => `server ${u} max_fails=0 backup;`),
     ].join(' '),
     NGINX_STREAMS_PER_CLIENT: String(limits.streamsPerClient),
     NGINX_WRITES_PER_SECOND: String(limits.writesPerSecond),
