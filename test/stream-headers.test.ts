@@ -1,0 +1,110 @@
+/**
+ * A stream opened through the lean entry (src/http/stream-fast-path.ts) carries the same
+ * response headers as the app's other answers: helmet's security headers, CORS for an
+ * allowed origin (with credentials), X-Request-Id — and the contract's SSE headers.
+ */
+import http from 'node:http';
+import { loadConfig } from '../src/config/config';
+import { startServer, type RunningServer } from '../src/server';
+import { createTestDatabase } from './support/test-db';
+import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, adminHeaders, userToken } from './support/replica';
+
+const ORIGIN = 'https://app.example';
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let running: RunningServer;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  running = await startServer(
+    loadConfig({
+      NODE_ENV: 'test',
+      DATABASE_URL: db.url,
+      AUTH_SECRET: TEST_AUTH_SECRET,
+      ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'silent',
+      CORS_ORIGINS: ORIGIN,
+    }),
+    { quiet: true },
+  );
+  const put = async (path: string, body: unknown) => {
+    const res = await fetch(`${running.url}${path}`, {
+      method: 'PUT',
+      headers: { ...adminHeaders, 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    expect([200, 201]).toContain(res.status);
+  };
+  await put('/api/admin/users/1', { username: 'owner', is_creator: true });
+  await put('/api/admin/users/2', { username: 'listener' });
+  await put('/api/admin/albums/1', { title: 'Album', created_by_id: 1 });
+  await put('/api/admin/tracks/t1', { title: 'Track', album_id: 1 });
+});
+
+afterAll(async () => {
+  await running?.shutdown();
+  await db?.drop();
+});
+
+/** Opens a request and resolves with the status and headers as soon as they arrive. */
+function headersOf(path: string, headers: Record<string, string>) {
+  return new Promise<{ status: number; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
+    const req = http.get(`${running.url}${path}`, { headers }, (res) => {
+      resolve({ status: res.statusCode ?? 0, headers: res.headers });
+      res.destroy();
+    });
+    req.on('error', reject);
+  });
+}
+
+const SHARED = [
+  'x-content-type-options',
+  'x-frame-options',
+  'content-security-policy',
+  'strict-transport-security',
+  'referrer-policy',
+  'access-control-allow-origin',
+  'access-control-allow-credentials',
+  'vary',
+];
+
+test('a stream and a REST answer carry the same security and CORS headers', async () => {
+  const auth = { Authorization: `Bearer ${await userToken(2)}`, Origin: ORIGIN };
+  const stream = await headersOf('/api/tracks/t1/events', auth);
+  const rest = await headersOf('/api/tracks/t1/comments', auth);
+  expect(stream.status).toBe(200);
+  expect(rest.status).toBe(200);
+  expect(stream.headers['content-type']).toMatch(/^text\/event-stream/);
+  expect(stream.headers['cache-control']).toBe('no-cache');
+  expect(stream.headers['x-accel-buffering']).toBe('no');
+  expect(stream.headers['content-encoding']).toBeUndefined();
+  expect(stream.headers['access-control-allow-origin']).toBe(ORIGIN);
+  expect(stream.headers['access-control-allow-credentials']).toBe('true');
+  for (const name of SHARED)
+    expect([name, stream.headers[name]]).toEqual([name, rest.headers[name]]);
+  expect(stream.headers['x-request-id']).toMatch(/\S/);
+  const me = await headersOf('/api/me/events', { ...auth, 'X-Request-Id': 'trace-123' });
+  expect(me.status).toBe(200);
+  expect(me.headers['x-request-id']).toBe('trace-123');
+  expect(me.headers['x-content-type-options']).toBe('nosniff');
+});
+
+test('another origin gets no CORS headers on a stream', async () => {
+  const stream = await headersOf('/api/tracks/t1/events', {
+    Authorization: `Bearer ${await userToken(2)}`,
+    Origin: 'https://evil.example',
+  });
+  expect(stream.status).toBe(200);
+  expect(stream.headers['access-control-allow-origin']).toBeUndefined();
+});
+
+test('refusals on the stream paths keep the app error shape', async () => {
+  const none = await headersOf('/api/tracks/t1/events', {});
+  expect(none.status).toBe(401);
+  expect(none.headers['content-type']).toMatch(/application\/json/);
+  const unknown = await headersOf('/api/tracks/nope/events', {
+    Authorization: `Bearer ${await userToken(2)}`,
+  });
+  expect(unknown.status).toBe(404);
+});
