@@ -84,8 +84,12 @@ describe('OutboxRelay', () => {
     expect(log.isPublished('track:f', 2)).toBe(false);
     expect(log.isPublished('track:f', 3)).toBe(false);
 
+    const refusedBefore = bus.failedPublishes;
     relay.start();
-    await new Promise((r) => setTimeout(r, 100)); // several relay passes while the bus is down
+    await waitUntil(
+      () => bus.failedPublishes >= refusedBefore + 3,
+      'several relay passes while the bus is down',
+    );
     expect(bus.published.map((m) => m.seq)).toEqual([1]);
     expect(log.isPublished('track:f', 2)).toBe(false);
 

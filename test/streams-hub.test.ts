@@ -477,7 +477,7 @@ describe('StreamHub', () => {
     const second = h.log.append('track:g', 'new_comment');
     h.log.failReads = true;
     h.bus.deliverEvent(second); // 1 was lost on the bus: a gap, and the log is down
-    await new Promise((r) => setTimeout(r, 200));
+    await waitUntil(() => h.log.failedReads >= 2, 'the fill and its retry to fail');
     expect(c.ids()).toEqual([]);
     h.log.failReads = false;
     await waitUntil(() => c.ids().length === 2, 'the retried fill', 5000);

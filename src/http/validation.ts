@@ -165,26 +165,27 @@ export function trackIdParam(req: Request): string {
   return id;
 }
 
+/** A decimal id that fits PostgreSQL's int4, or null. */
+function positiveInt32(raw: string): number | null {
+  return /^[1-9][0-9]{0,9}$/.test(raw) && Number(raw) <= 2147483647 ? Number(raw) : null;
+}
+
 export function intIdParam(req: Request, name: string, what: string): number {
-  const raw = String(req.params[name] ?? '');
-  if (!/^[1-9][0-9]{0,9}$/.test(raw) || Number(raw) > 2147483647) {
-    throw new HttpError(404, 'not_found', `${what} not found`);
-  }
-  return Number(raw);
+  const id = positiveInt32(String(req.params[name] ?? ''));
+  if (id === null) throw new HttpError(404, 'not_found', `${what} not found`);
+  return id;
 }
 
 /** Admin ids are written by the main application: a malformed one is bad input. */
 export function adminIntIdParam(req: Request, name: string): number {
-  const raw = String(req.params[name] ?? '');
-  if (!/^[1-9][0-9]{0,9}$/.test(raw) || Number(raw) > 2147483647) {
-    throw new HttpError(400, 'invalid_id', `${name} must be a positive integer`);
-  }
-  return Number(raw);
+  const id = positiveInt32(String(req.params[name] ?? ''));
+  if (id === null) throw new HttpError(400, 'invalid_id', `${name} must be a positive integer`);
+  return id;
 }
 
 export function adminTrackIdParam(req: Request): string {
   const id = String(req.params.trackId ?? '');
-  if (!TRACK_ID.test(id)) {
+  if (!isTrackId(id)) {
     throw new HttpError(
       400,
       'invalid_id',

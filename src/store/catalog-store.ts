@@ -1,6 +1,6 @@
 import type { Db } from './prisma';
 import { DomainError, type Album, type Track, type TrackContext, type User } from '../domain/types';
-import { Prisma } from '../generated/prisma/client';
+import { isForeignKeyViolation, isUniqueViolation } from './db-errors';
 
 const toUser = (u: {
   id: number;
@@ -20,11 +20,6 @@ const toTrack = (t: {
   albumId: number;
   durationS: number | null;
 }): Track => ({ id: t.id, title: t.title, album_id: t.albumId, duration_s: t.durationS });
-
-const isUniqueViolation = (err: unknown) =>
-  err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002';
-const isForeignKeyViolation = (err: unknown) =>
-  err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2003';
 
 /** Users, albums and tracks: the catalogue the main application pushes through /api/admin. */
 export class CatalogStore {

@@ -1,5 +1,6 @@
 import type { Db, Tx } from './prisma';
 import { appendEvents, type NewEvent } from './event-log';
+import { isForeignKeyViolation } from './db-errors';
 import type { StoredEvent } from '../events/types';
 import {
   DomainError,
@@ -247,16 +248,6 @@ async function threadIds(tx: Tx, id: number): Promise<number[]> {
 
 const invalidParent = () =>
   new DomainError(400, 'invalid_parent', 'parent_id must name a comment on this track');
-
-/** 23503: foreign_key_violation, as raised through a raw query. */
-function isForeignKeyViolation(err: unknown): boolean {
-  const text = err instanceof Error ? err.message : String(err);
-  return (
-    (err instanceof Prisma.PrismaClientKnownRequestError &&
-      (err.code === 'P2003' || (err.meta as { code?: string } | undefined)?.code === '23503')) ||
-    /23503|foreign key/i.test(text)
-  );
-}
 
 /** The event's data with the committed comment id filled in (the SQL did the same). */
 function withCommentId(data: EventData, id: number): EventData {

@@ -24,6 +24,8 @@ export class FakeBus implements Bus {
   succeedBeforeFailing: number | undefined;
   /** When false, published messages are recorded but not delivered (a lost message). */
   deliverPublished = true;
+  /** publish() calls that were refused because the bus was failing. */
+  failedPublishes = 0;
   private handler: ((message: BusMessage) => void) | null = null;
   private readonly reconnectHandlers: (() => void)[] = [];
 
@@ -34,7 +36,10 @@ export class FakeBus implements Bus {
       if (this.succeedBeforeFailing <= 0) this.failing = true;
       else this.succeedBeforeFailing--;
     }
-    if (this.failing) throw new Error('bus down');
+    if (this.failing) {
+      this.failedPublishes++;
+      throw new Error('bus down');
+    }
     this.published.push(message);
     if (this.deliverPublished) setImmediate(() => this.deliver(message));
   }
@@ -104,6 +109,8 @@ export class FakeEventLog implements EventLogReader, Outbox {
   readDelayMs = 0;
   /** When true, reads reject as if the database were unreachable. */
   failReads = false;
+  /** Reads refused because `failReads` was set. */
+  failedReads = 0;
   readonly pruneCalls: Date[] = [];
   headsCalls = 0;
 
@@ -195,6 +202,9 @@ export class FakeEventLog implements EventLogReader, Outbox {
 
   private async delay(): Promise<void> {
     if (this.readDelayMs > 0) await new Promise((r) => setTimeout(r, this.readDelayMs));
-    if (this.failReads) throw new Error('database unreachable');
+    if (this.failReads) {
+      this.failedReads++;
+      throw new Error('database unreachable');
+    }
   }
 }
