@@ -109,7 +109,9 @@ export async function startServer(
     stopEmbedded = db.stop;
     await runMigrations({ connectionString, logger: { info: (m) => logger.info(m) } });
   }
-  const prisma = createPrisma(connectionString, poolSize);
+  const prisma = createPrisma(connectionString, poolSize, {
+    preparedStatements: config.dbPreparedStatements,
+  });
   const metrics = new Metrics();
   const catalog = new CatalogStore(prisma);
   const eventLog = new PrismaEventLog(prisma);

@@ -40,9 +40,19 @@ describe('defaults (contract section 6)', () => {
       heartbeatMs: 15000,
       corsOrigins: [],
       dataDir: './data',
+      dbPreparedStatements: true,
       demoPage: true,
       logLevel: 'info',
     });
+  });
+
+  test('DB_PREPARED_STATEMENTS turns prepared statements off (for transaction-mode poolers)', () => {
+    expect(loadConfig({ DB_PREPARED_STATEMENTS: 'false' }).dbPreparedStatements).toBe(false);
+    expect(loadConfig({ DB_PREPARED_STATEMENTS: '0' }).dbPreparedStatements).toBe(false);
+    expect(loadConfig({ DB_PREPARED_STATEMENTS: 'true' }).dbPreparedStatements).toBe(true);
+    expect(() => loadConfig({ DB_PREPARED_STATEMENTS: 'sometimes' })).toThrow(
+      /DB_PREPARED_STATEMENTS/,
+    );
   });
 
   test('empty strings count as unset', () => {

@@ -237,6 +237,14 @@ describe('StreamHub', () => {
     expect(a.raw).toContain('\n: ping\n');
   });
 
+  test('a heartbeat during a slow join never comes before `connected`', async () => {
+    const h = await startHub({ heartbeatMs: 15, retryMs: 1500 });
+    h.log.readDelayMs = 150; // the join's head read spans several heartbeats
+    const c = await h.liveClient('/tracks/t1/events');
+    await waitUntil(() => c.comments.length >= 1, 'a ping after connected');
+    expect(c.raw.startsWith('retry: 1500\n\nevent: connected\n')).toBe(true);
+  });
+
   test('delivers live events only to the subscribers of that stream, ephemeral ones without id', async () => {
     const h = await startHub();
     const a1 = await h.liveClient('/tracks/a/events');

@@ -9,6 +9,8 @@ export interface Config {
   /** PostgreSQL URL; undefined → the embedded database in `dataDir`. */
   databaseUrl: string | undefined;
   dataDir: string;
+  /** Run repeated SQL as named prepared statements (off behind a transaction-mode pooler). */
+  dbPreparedStatements: boolean;
   /** Redis URL; undefined → the in-process bus. */
   redisUrl: string | undefined;
   authSecret: string | undefined;
@@ -76,6 +78,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .regex(/^postgres(ql)?:\/\//, 'DATABASE_URL must be a postgres:// or postgresql:// URL')
       .optional(),
     DATA_DIR: z.string().optional(),
+    DB_PREPARED_STATEMENTS: boolFrom(true),
     REDIS_URL: z
       .string()
       .regex(/^rediss?:\/\//, 'REDIS_URL must be a redis:// or rediss:// URL')
@@ -118,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: v.HOST ?? '0.0.0.0',
     databaseUrl: v.DATABASE_URL,
     dataDir: v.DATA_DIR ?? './data',
+    dbPreparedStatements: v.DB_PREPARED_STATEMENTS,
     redisUrl: v.REDIS_URL,
     authSecret: v.AUTH_SECRET,
     adminToken: v.ADMIN_TOKEN,

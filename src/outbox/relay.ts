@@ -136,26 +136,39 @@ export class OutboxRelay {
     }
   }
 
-  /** Publishes in order and stops at the first failure (later events must not overtake it). */
+  /**
+   * Publishes in order without waiting for each reply (one connection keeps the order, and a
+   * commit's events go out in one pipeline instead of one round trip each). Returns the
+   * events the bus confirmed; after a failure a later event may still have gone out, which is
+   * harmless: a hub that sees the gap reads the missing ids from the log.
+   */
   private async publishInOrder(events: StoredEvent[], source: Source): Promise<StoredEvent[]> {
-    const published: StoredEvent[] = [];
-    for (const e of events) {
-      try {
-        await this.bus.publish({
+    const outcomes = await Promise.allSettled(
+      events.map((e) =>
+        this.bus.publish({
           stream: e.stream,
           seq: e.seq,
           type: e.type,
           data: JSON.stringify(e.data),
-        });
-      } catch (err) {
-        this.logger.warn(
-          { err, stream: e.stream, seq: e.seq, source },
-          'publish failed; the relay will publish the rest',
-        );
-        break;
+        }),
+      ),
+    );
+    const published: StoredEvent[] = [];
+    let failure: { err: unknown; event: StoredEvent } | undefined;
+    outcomes.forEach((outcome, i) => {
+      const e = events[i]!;
+      if (outcome.status === 'rejected') {
+        failure ??= { err: outcome.reason, event: e };
+        return;
       }
       this.metrics.eventsPublished.inc({ type: e.type, source });
       published.push(e);
+    });
+    if (failure) {
+      this.logger.warn(
+        { err: failure.err, stream: failure.event.stream, seq: failure.event.seq, source },
+        'publish failed; the relay will publish the rest',
+      );
     }
     return published;
   }

@@ -453,7 +453,8 @@ export class StreamHub {
   }
 
   private readonly sendHeartbeat = (): void => {
-    for (const sub of this.all) this.write(sub, PING_FRAME);
+    // Not before `connected`: the contract puts it right after the retry hint.
+    for (const sub of this.all) if (sub.greeting === null) this.write(sub, PING_FRAME);
   };
 
   private clearDrainTimer(): void {

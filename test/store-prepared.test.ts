@@ -1,0 +1,52 @@
+/**
+ * Prepared statements (DB_PREPARED_STATEMENTS): repeated SQL is parsed and
+ * planned once per connection, against the real PostgreSQL.
+ */
+import { createPrisma, preparedStatementNames } from '../src/store/prisma';
+import { createTestDatabase, type TestDatabase } from './support/test-db';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+/** Runs a few repeated queries on a one-connection client and lists that session's prepared statements. */
+async function preparedAfterQueries(preparedStatements: boolean) {
+  const prisma = createPrisma(db.url, 1, { preparedStatements });
+  try {
+    for (let i = 0; i < 3; i++) {
+      await prisma.user.findMany({ where: { id: i } });
+      await prisma.$queryRaw`SELECT ${i}::int AS n`;
+    }
+    return await prisma.$queryRaw<{ name: string; statement: string }[]>`
+      SELECT name, statement FROM pg_prepared_statements ORDER BY name`;
+  } finally {
+    await prisma.$disconnect();
+  }
+}
+
+test('with prepared statements on, each distinct query is prepared once on the connection', async () => {
+  const rows = await preparedAfterQueries(true);
+  for (const r of rows) expect(r.name).toMatch(/^tc_\d+$/);
+  // users query, the raw SELECT and the pg_prepared_statements query itself: no duplicates.
+  expect(rows.filter((r) => r.statement.includes('"users"'))).toHaveLength(1);
+  expect(rows.filter((r) => r.statement.includes('AS n'))).toHaveLength(1);
+});
+
+test('with prepared statements off, nothing is prepared', async () => {
+  expect(await preparedAfterQueries(false)).toEqual([]);
+});
+
+test('names are stable per SQL text and bounded in number', () => {
+  const name = preparedStatementNames(2);
+  const a = name({ sql: 'SELECT 1' });
+  expect(name({ sql: 'SELECT 1' })).toBe(a);
+  const b = name({ sql: 'SELECT 2' });
+  expect(b).not.toBe(a);
+  // Past the bound a new text runs unnamed (''), and the known ones keep their names.
+  expect(name({ sql: 'SELECT 3' })).toBe('');
+  expect(name({ sql: 'SELECT 2' })).toBe(b);
+});
