@@ -123,16 +123,27 @@ async function inParallel<T>(
   );
 }
 
-/** Open track streams per replica, from its /metrics (trackcomments_open_streams{kind="track"}). */
-async function openStreams(replica: Replica): Promise<number | null> {
+/** Sum of a metric's samples on a replica's /metrics whose labels contain `labels` (null if unreadable). */
+async function metricSum(replica: Replica, name: string, labels = ''): Promise<number | null> {
   try {
     const text = await (await fetch(`${replica.url}/metrics`)).text();
-    const m = /^trackcomments_open_streams\{kind="track"\} (\d+(?:\.\d+)?)/m.exec(text);
-    return m ? Number(m[1]) : null;
+    let sum: number | null = null;
+    const line = new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`, 'gm');
+    for (const m of text.matchAll(line)) {
+      if ((m[1] ?? '').includes(labels)) sum = (sum ?? 0) + Number(m[2]);
+    }
+    return sum;
   } catch {
     return null;
   }
 }
+
+/** Open track streams per replica, from its /metrics. */
+const openStreams = (replica: Replica) =>
+  metricSum(replica, 'trackcomments_open_streams', 'kind="track"');
+
+/** Gaps a replica filled from the log (a bus message ahead of one still missing). */
+const gapFills = (replica: Replica) => metricSum(replica, 'trackcomments_gap_fills_total');
 
 /** Median of a few RSS readings a little apart (a single reading can catch a GC in flight). */
 async function steadyRssKb(pid: number): Promise<number> {
@@ -371,6 +382,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
   const rssBefore: number[] = [];
   const rssIdle: number[] = [];
   const streamsByMetrics: (number | null)[] = [];
+  const gapFillsAt: Partial<Record<LoadPhase, (number | null)[]>> = {};
   const snaps: Partial<Record<LoadPhase, CpuSnapshot>> = {};
   let idleEnd: CpuSnapshot | undefined;
   const onPhase = async (phase: LoadPhase, info: { generatorPids: number[] }) => {
@@ -389,6 +401,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
       for (const r of replicas) streamsByMetrics.push(await openStreams(r));
     } else {
       snaps[phase] = await snapshot();
+      gapFillsAt[phase] = await Promise.all(replicas.map(gapFills));
       // The replicas' profiler (--profile-dir) covers the post window only.
       if (profileDir) for (const r of replicas) process.kill(r.pid, 'SIGUSR2');
     }
@@ -515,6 +528,12 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
     },
     cpu_post_window: cpuReport(postWindow, {}),
     replica_cpu_us_per_delivery: viaProxy ? null : perDelivery,
+    /** Log reads to fill a gap (a bus message ahead of a missing one) during the post window. */
+    gap_fills_post_window: replicas.map((_, i) => {
+      const before = gapFillsAt['post-start']?.[i];
+      const after = gapFillsAt.settled?.[i];
+      return before == null || after == null ? null : after - before;
+    }),
     cpu_connect_phase: cpuReport(connectPhase),
     /** Every stream open, nothing posted: the cost of idle streams (and of anything polling). */
     cpu_idle_with_streams: cpuReport(cpuBetween(snaps.connected!, idleEnd!)),
@@ -588,6 +607,7 @@ function table(r: BenchResult): string {
   for (const [name, p] of Object.entries(cpu.processes)) {
     rows.push([`  ${name}`, `${p.cpu_ms} ms = ${p.pct_of_one_core}% of a core`]);
   }
+  rows.push(['gap fills from the log', JSON.stringify(r.gap_fills_post_window)]);
   if (r.replica_cpu_us_per_delivery) {
     rows.push(['replica CPU per delivery', `${JSON.stringify(r.replica_cpu_us_per_delivery)} µs`]);
   }

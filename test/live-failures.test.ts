@@ -144,6 +144,10 @@ describe('commit, then die before publishing', () => {
     await Promise.all([connected(onB), connected(creatorOnB)]);
     const first = await env.postComment(env.a, 'alice', track, 'published normally');
     await onB.waitForEvent((e) => e.data.comment?.id === first.id);
+    // Its committer marks it published (batched) while the bus is still up.
+    await waitFor(async () => (await unpublished(stream)).length === 0, {
+      what: 'the first event marked published',
+    });
     const relayedBefore = metricValue(
       await env.metrics(env.b),
       'trackcomments_events_published_total',
@@ -250,6 +254,9 @@ describe('Redis stopped and restarted', () => {
     const posted: CommentJson[] = [];
     posted.push(await env.postComment(env.a, 'alice', track, 'before the outage'));
     for (const s of subs) await s.waitForEvent((e) => e.id === '1');
+    await waitFor(async () => (await unpublished(trackStream(track))).length === 0, {
+      what: 'the first event marked published',
+    });
 
     await stopRedis();
     for (let i = 0; i < 4; i++) {
