@@ -67,14 +67,21 @@ const DRAIN_TICK_MS = 20;
 const REFUSAL_RETRY_AFTER_S = 5;
 const noop = (): void => undefined;
 
+/** Stands in for a stream's sent response head (see releaseHead). */
+const SENT_HEAD = 'HTTP/1.1 200 OK\r\n\r\n';
+
 /**
- * Node builds a response head by string concatenation and keeps it on `res._header` for the
- * response's life: for a stream with security headers a tree of ~70 string pieces (~2.3 KB).
- * A numeric conversion makes V8 flatten it in place (~0.7 KB); the text is unchanged.
+ * Node keeps a response's head text on `res._header` for the response's life: for a stream
+ * with security headers ~0.9 KB of the ~6 KB a stream costs. Once the head is on the socket
+ * Node only tests `_header` for truthiness (headersSent, end), so a shared constant replaces
+ * it. If the head is somehow still unsent, the text is only flattened (same content, ~1/3 of
+ * the size of the concatenation tree).
  */
-function compactHead(res: ServerResponse): void {
-  const head = (res as unknown as { _header?: unknown })._header;
-  if (typeof head === 'string') Number(head);
+function releaseHead(res: ServerResponse): void {
+  const out = res as unknown as { _header?: unknown; _headerSent?: boolean };
+  if (typeof out._header !== 'string') return;
+  if (out._headerSent === true) out._header = SENT_HEAD;
+  else Number(out._header);
 }
 
 /**
@@ -268,7 +275,7 @@ export class StreamHub {
       res.write(retryText(this.retryMs));
       sub.greeting = greeting;
     }
-    compactHead(res);
+    releaseHead(res);
 
     try {
       if (resuming) await this.replay(sub, target.lastEventId!.trim());
