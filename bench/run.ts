@@ -123,6 +123,20 @@ async function inParallel<T>(
   );
 }
 
+/** NODE_OPTIONS (and the profiler's directory) for the replicas. */
+function replicaNodeOptions(
+  opts: BenchOptions,
+  profileDir: string | undefined,
+): Record<string, string> {
+  const flags = [opts.replicaNodeOptions.trim()];
+  if (profileDir) flags.push(`--require ${path.join(__dirname, 'lib/cpu-profile-preload.js')}`);
+  const nodeOptions = flags.filter(Boolean).join(' ');
+  return {
+    ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+    ...(profileDir ? { BENCH_CPU_PROFILE_DIR: profileDir } : {}),
+  };
+}
+
 /** Sum of a metric's samples on a replica's /metrics whose labels contain `labels` (null if unreadable). */
 async function metricSum(replica: Replica, name: string, labels = ''): Promise<number | null> {
   try {
@@ -237,12 +251,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
           REDIS_URL: redis.url,
           AUTH_SECRET: TEST_AUTH_SECRET,
           ADMIN_TOKEN: TEST_ADMIN_TOKEN,
-          ...(profileDir
-            ? {
-                NODE_OPTIONS: `--require ${path.join(__dirname, 'lib/cpu-profile-preload.js')}`,
-                BENCH_CPU_PROFILE_DIR: profileDir,
-              }
-            : {}),
+          ...replicaNodeOptions(opts, profileDir),
         },
         timeoutMs: 60000,
       }),
@@ -471,6 +480,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
       settle_ms: opts.settleMs,
       warmup_posts_per_replica: opts.warmup,
       server_env: serverEnv,
+      replica_node_options: opts.replicaNodeOptions || null,
       node: process.version,
       cores: os.cpus().length,
       load_average_at_start: loadAtStart,

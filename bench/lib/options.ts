@@ -18,6 +18,8 @@ export interface BenchOptions {
   label: string;
   /** When set, replicas run with --cpu-prof into this directory (written when they stop). */
   profileDir: string;
+  /** Extra NODE_OPTIONS for the replicas (e.g. V8 heap flags), to compare settings. */
+  replicaNodeOptions: string;
 }
 
 export const DEFAULTS: BenchOptions = {
@@ -35,6 +37,7 @@ export const DEFAULTS: BenchOptions = {
   outDir: 'bench-results',
   label: '',
   profileDir: '',
+  replicaNodeOptions: '',
 };
 
 export const SMOKE: Partial<BenchOptions> = { subscribers: 200, tracks: 4, comments: 50, rate: 50 };
@@ -89,6 +92,11 @@ const SPECS: Record<string, Spec> = {
     key: 'profileDir',
     kind: 'string',
     help: 'write V8 CPU profiles of the replicas here (node --cpu-prof)',
+  },
+  '--replica-node-options': {
+    key: 'replicaNodeOptions',
+    kind: 'string',
+    help: 'NODE_OPTIONS for the replicas, e.g. "--max-semi-space-size=4"',
   },
 };
 
