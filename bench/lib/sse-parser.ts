@@ -61,7 +61,7 @@ export class SseResponseParser {
     private readonly onFrame: (frame: SseFrame) => void,
   ) {}
 
-  /** Feeds raw socket bytes. */
+  /** Feeds raw socket bytes. Nothing of `chunk` is kept, so the caller may reuse its memory. */
   push(chunk: Buffer): void {
     if (this.protocolError || this.ended) return;
     if (!this.head) {
@@ -69,7 +69,7 @@ export class SseResponseParser {
       const end = buf.indexOf(HEAD_END);
       if (end < 0) {
         if (buf.length > 64 * 1024) this.protocolError = 'response head too large';
-        this.headBuf = buf;
+        this.headBuf = Buffer.from(buf); // a copy: the caller may reuse `chunk`'s memory
         return;
       }
       this.headBuf = undefined;
@@ -189,7 +189,7 @@ export class SseResponseParser {
         lf = nextCr;
       }
       if (lf < 0) {
-        this.lineRest = buf.subarray(pos);
+        this.lineRest = Buffer.from(buf.subarray(pos)); // a copy, as above
         return;
       }
       this.line(buf, pos, lf);

@@ -2,6 +2,9 @@ import net from 'node:net';
 import { nowMs } from './clock';
 import { SseResponseParser, type ResponseHead, type SseFrame } from './sse-parser';
 
+/** Where every subscriber socket of this process reads into (see open()). */
+const SHARED_READ_BUFFER = Buffer.alloc(64 * 1024);
+
 /** Where a subscriber connects: a replica (or nginx) on loopback. */
 export interface Target {
   host: string;
@@ -222,7 +225,20 @@ export class SubscriberPool {
     if (sub.lastEventId !== undefined) lines.push(`Last-Event-ID: ${sub.lastEventId}`);
     const request = lines.join('\r\n') + '\r\n\r\n';
     sub.openedAt = nowMs();
-    const socket = net.connect({ host: sub.target.host, port: sub.target.port });
+    // Reads land in one buffer shared by every socket of this process (the parser copies what
+    // it keeps): no Buffer allocated per read, so the generator's GC competes less with the
+    // servers for the same cores.
+    const socket = net.connect({
+      host: sub.target.host,
+      port: sub.target.port,
+      onread: {
+        buffer: SHARED_READ_BUFFER,
+        callback: (bytes: number, buf: Uint8Array) => {
+          onBytes(buf as Buffer, bytes);
+          return true; // keep reading
+        },
+      },
+    });
     sub.socket = socket;
     socket.setNoDelay(true);
     let head: ResponseHead | undefined;
@@ -238,12 +254,13 @@ export class SubscriberPool {
       socket.destroy();
     }, this.plan.connectTimeoutMs ?? 30000);
     socket.on('connect', () => socket.write(request));
-    socket.on('data', (chunk: Buffer) => {
-      parser.push(chunk);
+    const onBytes = (buf: Buffer, bytes: number) => {
+      if (socket.destroyed) return;
+      parser.push(buf.subarray(0, bytes));
       if (parser.protocolError) socket.destroy(new Error(`protocol: ${parser.protocolError}`));
       // The response is over though the connection may be kept alive: this stream has ended.
       else if (parser.ended) socket.destroy();
-    });
+    };
     socket.on('error', (err: NodeJS.ErrnoException) => {
       const key = err.code ?? err.message;
       this.socketErrors[key] = (this.socketErrors[key] ?? 0) + 1;
