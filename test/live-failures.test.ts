@@ -82,6 +82,11 @@ async function unpublished(stream: string): Promise<number[]> {
   return rows.map((r) => Number(r.seq));
 }
 
+/** Waits until every event of `stream` in the log is marked published. */
+function allMarkedPublished(stream: string, what: string, timeoutMs?: number): Promise<void> {
+  return waitFor(async () => (await unpublished(stream)).length === 0, { what, timeoutMs });
+}
+
 describe('a replica killed with clients attached', () => {
   test('its clients reconnect to the other replica with Last-Event-ID and miss nothing', async () => {
     const track = await env.newTrack();
@@ -145,9 +150,7 @@ describe('commit, then die before publishing', () => {
     const first = await env.postComment(env.a, 'alice', track, 'published normally');
     await onB.waitForEvent((e) => e.data.comment?.id === first.id);
     // Its committer marks it published (batched) while the bus is still up.
-    await waitFor(async () => (await unpublished(stream)).length === 0, {
-      what: 'the first event marked published',
-    });
+    await allMarkedPublished(stream, 'the first event marked published');
     const relayedBefore = metricValue(
       await env.metrics(env.b),
       'trackcomments_events_published_total',
@@ -171,10 +174,7 @@ describe('commit, then die before publishing', () => {
     expect(mention.data.from_user).toEqual({ id: LIVE_USERS.alice.id, username: 'alice' });
 
     // Only B is alive, so B's relay is what published it: the row ends up marked.
-    await waitFor(async () => (await unpublished(stream)).length === 0, {
-      timeoutMs: 15000,
-      what: 'the relay to mark the orphaned event published',
-    });
+    await allMarkedPublished(stream, 'the relay to mark the orphaned event published', 15000);
     const relayedAfter = metricValue(
       await env.metrics(env.b),
       'trackcomments_events_published_total',
@@ -229,9 +229,7 @@ describe('commit, then die before publishing', () => {
         expect(got.id).toBe('2');
         expect(got.data).toEqual({ type: 'new_comment', track_id: track, comment: orphan });
       }
-      await waitFor(async () => (await unpublished(stream)).length === 0, {
-        what: 'the relayed event to be marked published',
-      });
+      await allMarkedPublished(stream, 'the relayed event to be marked published');
       const later = await env.postComment(env.a, 'alice', track, 'later');
       for (const s of [onB, onA]) {
         await s.waitForEvent((e) => e.data.comment?.id === later.id);
@@ -254,9 +252,7 @@ describe('Redis stopped and restarted', () => {
     const posted: CommentJson[] = [];
     posted.push(await env.postComment(env.a, 'alice', track, 'before the outage'));
     for (const s of subs) await s.waitForEvent((e) => e.id === '1');
-    await waitFor(async () => (await unpublished(trackStream(track))).length === 0, {
-      what: 'the first event marked published',
-    });
+    await allMarkedPublished(trackStream(track), 'the first event marked published');
 
     await stopRedis();
     for (let i = 0; i < 4; i++) {
@@ -275,10 +271,7 @@ describe('Redis stopped and restarted', () => {
     for (const s of subs) await s.waitForEvents((e) => e.id === '6', 1, 20000);
 
     // Wait out the relay's republication of the backlog (duplicates on the bus), then a live one.
-    await waitFor(async () => (await unpublished(trackStream(track))).length === 0, {
-      timeoutMs: 15000,
-      what: 'the backlog to be marked published',
-    });
+    await allMarkedPublished(trackStream(track), 'the backlog to be marked published', 15000);
     const live = await env.postComment(env.b, 'alice', track, 'after the outage');
     posted.push(live);
     for (const s of subs) {

@@ -73,15 +73,12 @@ const SENT_HEAD = 'HTTP/1.1 200 OK\r\n\r\n';
 /**
  * Node keeps a response's head text on `res._header` for the response's life: for a stream
  * with security headers ~0.9 KB of the ~6 KB a stream costs. Once the head is on the socket
- * Node only tests `_header` for truthiness (headersSent, end), so a shared constant replaces
- * it. If the head is somehow still unsent, the text is only flattened (same content, ~1/3 of
- * the size of the concatenation tree).
+ * (the first write sends it) Node only tests `_header` for truthiness (headersSent, end), so
+ * a shared constant replaces it.
  */
 function releaseHead(res: ServerResponse): void {
   const out = res as unknown as { _header?: unknown; _headerSent?: boolean };
-  if (typeof out._header !== 'string') return;
-  if (out._headerSent === true) out._header = SENT_HEAD;
-  else Number(out._header);
+  if (out._headerSent === true && typeof out._header === 'string') out._header = SENT_HEAD;
 }
 
 /**
