@@ -17,6 +17,7 @@ import { opsRoutes, type ReadinessCheck } from './http/ops-routes';
 import { typingRateLimit, type RedisCommand } from './http/rate-limits';
 import { errorHandler, sendError } from './http/errors';
 import { httpLogger } from './http/logging';
+import { BODY_LIMIT_BYTES } from './http/validation';
 
 export interface AppDeps {
   config: Config;
@@ -34,7 +35,6 @@ export interface AppDeps {
   demoRouter?: Router;
 }
 
-const BODY_LIMIT = '16kb';
 export const PUBLIC_DIR = path.resolve(__dirname, '..', 'public');
 
 /** Parses `TRUST_PROXY`: a hop count, true/false, or addresses/subnets (express syntax). */
@@ -81,8 +81,10 @@ export function buildApp(deps: AppDeps): Express {
   app.use(httpLogger(deps.logger));
   for (const step of responseHeaderSteps(config)) app.use(step);
   app.use(httpMetrics(metrics));
-  app.use(express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/*+json'] }));
-  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 20 }));
+  app.use(
+    express.json({ limit: BODY_LIMIT_BYTES, type: ['application/json', 'application/*+json'] }),
+  );
+  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT_BYTES, parameterLimit: 20 }));
 
   app.use(opsRoutes({ readiness: deps.readiness, metrics }));
   app.use(

@@ -25,7 +25,7 @@ import type { Bus } from './bus/types';
 import { StreamHub } from './streams/hub';
 import { OutboxRelay } from './outbox/relay';
 import { createDemoRouter } from './http/demo-routes';
-import { withStreamFastPath } from './http/stream-fast-path';
+import { requestListener } from './http/entry';
 
 /**
  * Secrets for a non-production run without AUTH_SECRET/ADMIN_TOKEN: made once
@@ -77,6 +77,8 @@ async function printDemoHelp(port: number, authSecret: string, adminToken: strin
 
 export interface RunningServer {
   app: Express;
+  /** What the server runs for each request: the lean paths, then the app. */
+  handler: http.RequestListener;
   server: http.Server;
   url: string;
   metrics: Metrics;
@@ -207,15 +209,15 @@ export async function startServer(
       : undefined,
   });
 
-  const server = http.createServer(
-    withStreamFastPath(app, {
-      userAuth,
-      comments,
-      hub,
-      logger,
-      headerSteps: responseHeaderSteps(config),
-    }),
-  );
+  const handler = requestListener(app, {
+    userAuth,
+    comments,
+    hub,
+    logger,
+    metrics,
+    headerSteps: responseHeaderSteps(config),
+  });
+  const server = http.createServer(handler);
   // SSE streams are long-lived: no request timeout; keep-alive a bit above nginx's.
   server.requestTimeout = 0;
   server.keepAliveTimeout = 65000;
@@ -287,5 +289,5 @@ export async function startServer(
       return timedOut ? 1 : 0;
     })());
 
-  return { app, server, url: `http://127.0.0.1:${port}`, metrics, shutdown };
+  return { app, handler, server, url: `http://127.0.0.1:${port}`, metrics, shutdown };
 }

@@ -61,7 +61,7 @@ afterAll(async () => {
 test('first start migrates and seeds; a comment survives a restart; demo data is seeded only once', async () => {
   // ---- first start: fresh directory ----
   const first = await startEmbedded();
-  const app = first.server.app;
+  const app = first.server.handler;
   expect(first.logs.text()).toMatch(/applied migration \d+_\w+/);
   expect(first.logs.text()).toContain('seeded demo data');
   expect((await request(app).get('/readyz')).status).toBe(200);
@@ -115,7 +115,7 @@ test('first start migrates and seeds; a comment survives a restart; demo data is
 
   // ---- second start: same directory ----
   const second = await startEmbedded();
-  const app2 = second.server.app;
+  const app2 = second.server.handler;
   expect(second.logs.text()).not.toContain('applied migration');
   expect(second.logs.text()).not.toContain('seeded demo data');
 

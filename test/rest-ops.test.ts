@@ -58,9 +58,9 @@ describe('health, readiness, metrics', () => {
 
   test('/readyz answers 503 once the server is draining', async () => {
     const extra = await env().startExtraServer();
-    expect((await request(extra.app).get('/readyz')).status).toBe(200);
+    expect((await request(extra.handler).get('/readyz')).status).toBe(200);
     const stopped = extra.shutdown('test');
-    const res = await request(extra.app).get('/readyz');
+    const res = await request(extra.handler).get('/readyz');
     await stopped;
     expect(res.status).toBe(503);
     expect(res.body.checks.accepting).toBe(false);
@@ -110,14 +110,14 @@ describe('CORS', () => {
   );
 
   test('with CORS_ORIGINS unset no origin gets CORS headers', async () => {
-    const get = await request(plain.app)
+    const get = await request(plain.handler)
       .get(listPath)
       .set('Origin', ALLOWED_ORIGIN)
       .set(env().as('bob'));
     expect(get.status).toBe(200);
     expect(get.headers['access-control-allow-origin']).toBeUndefined();
     expect(get.headers['access-control-allow-credentials']).toBeUndefined();
-    const preflight = await request(plain.app)
+    const preflight = await request(plain.handler)
       .options(listPath)
       .set('Origin', ALLOWED_ORIGIN)
       .set('Access-Control-Request-Method', 'POST');

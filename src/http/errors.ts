@@ -17,6 +17,8 @@ export class HttpError extends Error {
 }
 
 export const badRequest = (code: string, message: string) => new HttpError(400, code, message);
+export const invalidJson = () =>
+  new HttpError(400, 'invalid_json', 'request body is not valid JSON');
 export const notFound = (message = 'not found') => new HttpError(404, 'not_found', message);
 
 export function sendError(
@@ -47,36 +49,62 @@ interface BodyParserError {
   status?: number;
 }
 
+/** The contract answer for an error: status, code, message and extra headers. */
+export interface ErrorAnswer {
+  status: number;
+  code: string;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+/**
+ * What a failed request answers: the contract's error for known errors,
+ * `'aborted'` when the client went away (nothing to answer), `null` for an
+ * unexpected error (answered 500 and logged by the caller).
+ */
+export function errorAnswer(err: unknown): ErrorAnswer | 'aborted' | null {
+  if (err instanceof HttpError)
+    return { status: err.status, code: err.code, message: err.message, headers: err.headers };
+  if (err instanceof DomainError || err instanceof AuthError) {
+    return { status: err.status, code: err.code, message: err.message };
+  }
+  if (err instanceof z.ZodError)
+    return { status: 400, code: 'invalid_input', message: describeZodError(err) };
+  const bp = err as BodyParserError;
+  switch (bp?.type) {
+    case 'entity.too.large':
+      return { status: 413, code: 'payload_too_large', message: 'request body is too large' };
+    case 'entity.parse.failed':
+      return errorAnswer(invalidJson());
+    case 'charset.unsupported':
+    case 'encoding.unsupported':
+      return {
+        status: 415,
+        code: 'unsupported_media_type',
+        message: 'unsupported body encoding or charset',
+      };
+    case 'request.aborted':
+      return 'aborted';
+  }
+  if (typeof bp?.status === 'number' && bp.status >= 400 && bp.status < 500) {
+    return { status: bp.status, code: 'bad_request', message: 'bad request' };
+  }
+  return null;
+}
+
+export const INTERNAL_ERROR: ErrorAnswer = {
+  status: 500,
+  code: 'internal_error',
+  message: 'internal error',
+};
+
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
-    if (err instanceof HttpError)
-      return sendError(res, err.status, err.code, err.message, err.headers);
-    if (err instanceof DomainError || err instanceof AuthError) {
-      return sendError(res, err.status, err.code, err.message);
-    }
-    if (err instanceof z.ZodError)
-      return sendError(res, 400, 'invalid_input', describeZodError(err));
-    const bp = err as BodyParserError;
-    switch (bp?.type) {
-      case 'entity.too.large':
-        return sendError(res, 413, 'payload_too_large', 'request body is too large');
-      case 'entity.parse.failed':
-        return sendError(res, 400, 'invalid_json', 'request body is not valid JSON');
-      case 'charset.unsupported':
-      case 'encoding.unsupported':
-        return sendError(
-          res,
-          415,
-          'unsupported_media_type',
-          'unsupported body encoding or charset',
-        );
-      case 'request.aborted':
-        return;
-    }
-    if (typeof bp?.status === 'number' && bp.status >= 400 && bp.status < 500) {
-      return sendError(res, bp.status, 'bad_request', 'bad request');
-    }
-    logger.error({ err, method: req.method, route: req.route?.path }, 'unhandled error');
-    sendError(res, 500, 'internal_error', 'internal error');
+    const answer = errorAnswer(err);
+    if (answer === 'aborted') return;
+    if (answer === null)
+      logger.error({ err, method: req.method, route: req.route?.path }, 'unhandled error');
+    const { status, code, message, headers } = answer ?? INTERNAL_ERROR;
+    sendError(res, status, code, message, headers);
   };
 }

@@ -5,6 +5,9 @@ import type { CommentCursor } from '../domain/types';
 
 export type BodyKind = 'json' | 'form';
 
+/** Largest request body accepted (JSON or form). */
+export const BODY_LIMIT_BYTES = 16 * 1024;
+
 /**
  * Refuses bodies of other media types with 415 (before parsing). A request
  * with no body at all passes with `{}` so validation can name what is missing.
@@ -63,12 +66,25 @@ export function parseBody<S extends z.ZodType>(
   schema: S,
   formTypes: Record<string, 'number' | 'boolean' | 'nullable-int'> = {},
 ): z.output<S> {
-  let body: unknown = req.body ?? {};
+  const body: unknown = req.body ?? {};
+  return validateBody(
+    body,
+    schema,
+    isForm(req) ? (b) => coerceFormFields(b, formTypes) : undefined,
+  );
+}
+
+/** Validates a parsed body (an object; `coerce` adapts form fields first) against a strict schema. */
+export function validateBody<S extends z.ZodType>(
+  body: unknown,
+  schema: S,
+  coerce?: (body: Record<string, unknown>) => Record<string, unknown>,
+): z.output<S> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new HttpError(400, 'invalid_input', 'body must be a JSON object');
   }
-  if (isForm(req)) body = coerceFormFields(body as Record<string, unknown>, formTypes);
-  const parsed = schema.safeParse(body);
+  const input = coerce ? coerce(body as Record<string, unknown>) : body;
+  const parsed = schema.safeParse(input);
   if (!parsed.success) throw new HttpError(400, 'invalid_input', describeZodError(parsed.error));
   return parsed.data;
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import type { Express } from 'express';
+import type { RequestListener } from 'node:http';
 import pino, { type Logger } from 'pino';
 import { Client } from 'pg';
 import request, { type Response } from 'supertest';
@@ -72,8 +72,8 @@ export interface RestEnv {
   /** Direct connection to the test database, for asserting rows and events. */
   pg: Client;
   running: RunningServer;
-  /** The express app of `running` (for supertest). */
-  app: Express;
+  /** What `running` serves each request with, lean paths then the express app (for supertest). */
+  app: RequestListener;
   url: string;
   /** A user JWT (HS256, 1 h) per seeded user. */
   tokens: Record<UserKey, string>;
@@ -134,7 +134,7 @@ export async function startRestEnv(
       quiet: true,
     });
     servers.push(running);
-    const app = running.app;
+    const app = running.handler;
 
     const put: AdminPut = async (path, body) => {
       await expectStatus(
