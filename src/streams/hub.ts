@@ -13,6 +13,7 @@ import type {
 } from '../events/types';
 import type { Metrics } from '../metrics/metrics';
 import { PING_FRAME, encodeFrame, frameText, retryText } from './frames';
+import { takeOverSocket } from './socket-takeover';
 
 export type StreamKind = 'track' | 'user';
 
@@ -99,7 +100,6 @@ class Subscriber {
 
   constructor(
     readonly socket: Socket,
-    readonly res: ServerResponse,
     readonly state: StreamState,
     readonly userId: number,
   ) {}
@@ -234,7 +234,7 @@ export class StreamHub {
     if (!socket || socket.destroyed) return; // the client is already gone
 
     const state = this.stateFor(target);
-    const sub = new Subscriber(socket, res, state, target.userId);
+    const sub = new Subscriber(socket, state, target.userId);
     this.register(sub);
     // `on`, not `once`: close fires once anyway, and a once-wrapper per stream costs memory.
     socket.on('close', () => this.remove(sub));
@@ -272,7 +272,9 @@ export class StreamHub {
       res.write(retryText(this.retryMs));
       sub.greeting = greeting;
     }
-    releaseHead(res);
+    // From here the hub owns the connection; where Node's internals are not as expected the
+    // response stays attached and only its head text is dropped.
+    if (!takeOverSocket(req, res, socket)) releaseHead(res);
 
     try {
       if (resuming) await this.replay(sub, target.lastEventId!.trim());
@@ -430,7 +432,11 @@ export class StreamHub {
     if (sub.ended) return;
     sub.ended = true;
     sub.state.live.delete(sub);
-    sub.res.end();
+    // The body ends with the connection: FIN once the written bytes are out, then close.
+    const socket = sub.socket;
+    socket.end();
+    if (socket.writableFinished) socket.destroy();
+    else socket.once('finish', () => socket.destroy());
   }
 
   /** Writes unless the client has fallen too far behind, in which case it is cut off. */
