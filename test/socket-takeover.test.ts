@@ -40,6 +40,23 @@ function fetchBody(path: string, init: { method?: string; body?: string } = {}) 
   });
 }
 
+/**
+ * Answers as the hub does — a body delimited by the connection's close — writes `first`, and
+ * takes the connection over after an await (by then Node has completed a bodiless request).
+ */
+async function streamThenTakeOver(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  first: string,
+): Promise<boolean> {
+  res.useChunkedEncodingByDefault = false;
+  res.shouldKeepAlive = false;
+  res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+  res.write(first);
+  await Promise.resolve();
+  return takeOverSocket(req, res, req.socket);
+}
+
 test('after the head, the server lets go and the socket carries the rest of the body', async () => {
   const seen: {
     taken: boolean;
@@ -52,14 +69,7 @@ test('after the head, the server lets go and the socket carries the rest of the 
     const socket = req.socket as Socket & { parser?: unknown; _httpMessage?: unknown };
     let resClosed = false;
     res.on('close', () => (resClosed = true));
-    // As the hub answers: a body delimited by the connection's close.
-    res.useChunkedEncodingByDefault = false;
-    res.shouldKeepAlive = false;
-    res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-    res.write('retry: 1000\n\n');
-    // The hub gets here after an await, when Node has completed the bodiless request.
-    await Promise.resolve();
-    const taken = takeOverSocket(req, res, socket);
+    const taken = await streamThenTakeOver(req, res, 'retry: 1000\n\n');
     seen.push({
       taken,
       parser: socket.parser,
@@ -84,12 +94,7 @@ test('after the head, the server lets go and the socket carries the rest of the 
 test('a request whose body is still being read is left to the HTTP server', async () => {
   const results: boolean[] = [];
   handler = async (req, res) => {
-    res.useChunkedEncodingByDefault = false;
-    res.shouldKeepAlive = false;
-    res.writeHead(200);
-    res.write('x');
-    await Promise.resolve();
-    results.push(takeOverSocket(req, res, req.socket));
+    results.push(await streamThenTakeOver(req, res, 'x'));
     req.resume();
     req.on('end', () => res.end('y'));
   };
@@ -104,12 +109,7 @@ test('a client that goes away closes the taken-over socket', async () => {
   const socketClosed = new Promise<void>((resolve) => (closed = resolve));
   let taken = false;
   handler = async (req, res) => {
-    res.useChunkedEncodingByDefault = false;
-    res.shouldKeepAlive = false;
-    res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-    res.write(': hi\n\n');
-    await Promise.resolve();
-    taken = takeOverSocket(req, res, req.socket);
+    taken = await streamThenTakeOver(req, res, ': hi\n\n');
     req.socket.on('close', () => closed());
   };
   await new Promise<void>((resolve, reject) => {
@@ -143,12 +143,7 @@ test('a chunked response is left to the HTTP server', async () => {
 
 test('a client that half-closes its side gets the connection closed', async () => {
   handler = async (req, res) => {
-    res.useChunkedEncodingByDefault = false;
-    res.shouldKeepAlive = false;
-    res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-    res.write(': hi\n\n');
-    await Promise.resolve();
-    expect(takeOverSocket(req, res, req.socket)).toBe(true);
+    expect(await streamThenTakeOver(req, res, ': hi\n\n')).toBe(true);
   };
   const { port } = server.address() as AddressInfo;
   const received = await new Promise<string>((resolve, reject) => {

@@ -7,7 +7,13 @@ import http from 'node:http';
 import { loadConfig } from '../src/config/config';
 import { startServer, type RunningServer } from '../src/server';
 import { createTestDatabase } from './support/test-db';
-import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, adminHeaders, userToken } from './support/replica';
+import {
+  TEST_ADMIN_TOKEN,
+  TEST_AUTH_SECRET,
+  adminHeaders,
+  userToken,
+  waitFor,
+} from './support/replica';
 
 const ORIGIN = 'https://app.example';
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -107,4 +113,24 @@ test('refusals on the stream paths keep the app error shape', async () => {
     Authorization: `Bearer ${await userToken(2)}`,
   });
   expect(unknown.status).toBe(404);
+});
+
+test('HEAD on a stream path answers the stream headers with no body and ends', async () => {
+  const res = await fetch(`${running.url}/api/tracks/t1/events`, {
+    method: 'HEAD',
+    headers: { Authorization: `Bearer ${await userToken(2)}` },
+  });
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  // The answer is over: a HEAD must not turn into an open stream.
+  expect(await res.text()).toBe('');
+  // No stream stays open behind it (earlier tests' streams may still be closing: wait).
+  const openTrackStreams = async () =>
+    /^trackcomments_open_streams\{kind="track"\} (\d+)$/m.exec(
+      await (await fetch(`${running.url}/metrics`)).text(),
+    )?.[1];
+  await waitFor(async () => (await openTrackStreams()) === '0', {
+    timeoutMs: 5000,
+    what: 'no open track stream',
+  });
 });

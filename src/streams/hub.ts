@@ -232,6 +232,19 @@ export class StreamHub {
     }
     const socket = res.socket ?? req.socket;
     if (!socket || socket.destroyed) return; // the client is already gone
+    const head = {
+      ...target.headers,
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache',
+      'X-Accel-Buffering': 'no',
+    };
+    if (req.method === 'HEAD') {
+      // The stream's headers and no body: events are written to the socket, past Node's
+      // HEAD handling, so a HEAD request must never join.
+      res.writeHead(200, head);
+      res.end();
+      return;
+    }
 
     const state = this.stateFor(target);
     const sub = new Subscriber(socket, state, target.userId);
@@ -245,12 +258,7 @@ export class StreamHub {
     // socket.write of a shared Buffer (no chunk framing per subscriber).
     res.useChunkedEncodingByDefault = false;
     res.shouldKeepAlive = false;
-    res.writeHead(200, {
-      ...target.headers,
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache',
-      'X-Accel-Buffering': 'no',
-    });
+    res.writeHead(200, head);
     const connected = JSON.stringify({
       type: 'connected',
       track_id: target.trackId,
