@@ -9,7 +9,7 @@ import type { Express } from 'express';
 import type { Config } from './config/config';
 import { buildApp, responseHeaderSteps } from './app';
 import { Metrics } from './metrics/metrics';
-import { createPrisma } from './store/prisma';
+import { createDatabase } from './store/prisma';
 import { CatalogStore } from './store/catalog-store';
 import { CommentStore } from './store/comment-store';
 import { PrismaEventLog } from './store/event-log';
@@ -111,7 +111,7 @@ export async function startServer(
     stopEmbedded = db.stop;
     await runMigrations({ connectionString, logger: { info: (m) => logger.info(m) } });
   }
-  const prisma = createPrisma(connectionString, poolSize, {
+  const { prisma, query } = createDatabase(connectionString, poolSize, {
     preparedStatements: config.dbPreparedStatements,
   });
   const metrics = new Metrics();
@@ -166,7 +166,7 @@ export async function startServer(
     pruneIntervalMs: config.eventPruneIntervalMs,
   });
   relay.start();
-  const comments = new CommentService(catalog, new CommentStore(prisma), (events) => {
+  const comments = new CommentService(catalog, new CommentStore(prisma, query), (events) => {
     void relay.publishCommitted(events);
   });
   const userAuth = new UserAuthenticator(authSecret, (id) => catalog.findUser(id));

@@ -2,7 +2,7 @@
  * Prepared statements (DB_PREPARED_STATEMENTS): repeated SQL is parsed and
  * planned once per connection, against the real PostgreSQL.
  */
-import { createPrisma, preparedStatementNames } from '../src/store/prisma';
+import { createDatabase, preparedStatementNames } from '../src/store/prisma';
 import { createTestDatabase, type TestDatabase } from './support/test-db';
 
 let db: TestDatabase;
@@ -13,13 +13,15 @@ afterAll(async () => {
   await db?.drop();
 });
 
-/** Runs a few repeated queries on a one-connection client and lists that session's prepared statements. */
+/** Runs a few repeated queries on a one-connection pool and lists that session's prepared statements. */
 async function preparedAfterQueries(preparedStatements: boolean) {
-  const prisma = createPrisma(db.url, 1, { preparedStatements });
+  const { prisma, query } = createDatabase(db.url, 1, { preparedStatements });
   try {
     for (let i = 0; i < 3; i++) {
       await prisma.user.findMany({ where: { id: i } });
       await prisma.$queryRaw`SELECT ${i}::int AS n`;
+      // A statement run on the pool directly (the hot write's way) follows the same setting.
+      await query('SELECT $1::int AS direct', [i]);
     }
     return await prisma.$queryRaw<{ name: string; statement: string }[]>`
       SELECT name, statement FROM pg_prepared_statements ORDER BY name`;
@@ -31,9 +33,10 @@ async function preparedAfterQueries(preparedStatements: boolean) {
 test('with prepared statements on, each distinct query is prepared once on the connection', async () => {
   const rows = await preparedAfterQueries(true);
   for (const r of rows) expect(r.name).toMatch(/^tc_\d+$/);
-  // users query, the raw SELECT and the pg_prepared_statements query itself: no duplicates.
+  // users query, the raw SELECTs and the pg_prepared_statements query itself: no duplicates.
   expect(rows.filter((r) => r.statement.includes('"users"'))).toHaveLength(1);
   expect(rows.filter((r) => r.statement.includes('AS n'))).toHaveLength(1);
+  expect(rows.filter((r) => r.statement.includes('AS direct'))).toHaveLength(1);
 });
 
 test('with prepared statements off, nothing is prepared', async () => {

@@ -1,4 +1,4 @@
-import type { Db, Tx } from './prisma';
+import type { Db, SqlQuery, Tx } from './prisma';
 import { appendEvents, type NewEvent } from './event-log';
 import { isForeignKeyViolation } from './db-errors';
 import type { StoredEvent } from '../events/types';
@@ -35,6 +35,39 @@ const toComment = (r: CommentRow): Comment => ({
   created_at: r.createdAt.toISOString(),
 });
 
+/**
+ * The comment, its mentions and its events in one statement. Parameters: $1 track, $2 author,
+ * $3 content, $4 timestamp, $5 parent (or null), $6 created_at, $7 mentioned user ids, and the
+ * events as parallel arrays: $8 streams, $9 types, $10 data (JSON text, comment id patched in).
+ */
+const CREATE_COMMENT_SQL = `
+  WITH c AS (
+    INSERT INTO comments (track_id, user_id, content, "timestamp", parent_id, created_at)
+    SELECT $1::text, $2::int, $3::text, $4::float8, $5::int, $6::timestamptz
+    WHERE $5::int IS NULL OR EXISTS (
+      SELECT 1 FROM comments p WHERE p.id = $5::int AND p.track_id = $1::text)
+    RETURNING id
+  ), m AS (
+    INSERT INTO comment_mentions (comment_id, user_id)
+    SELECT c.id, u FROM c, unnest($7::int[]) AS u
+  ), ev AS (
+    SELECT e.stream, e.type, jsonb_set(e.data::jsonb, '{comment,id}', to_jsonb(c.id)) AS data,
+           e.ord,
+           row_number() OVER (PARTITION BY e.stream ORDER BY e.ord) AS k,
+           count(*) OVER (PARTITION BY e.stream) AS n
+    FROM c, unnest($8::varchar[], $9::varchar[], $10::text[]) WITH ORDINALITY AS e(stream, type, data, ord)
+  ), h AS (
+    INSERT INTO stream_heads AS sh (stream, last_seq)
+    SELECT stream, max(n) FROM ev GROUP BY stream ORDER BY stream
+    ON CONFLICT (stream) DO UPDATE SET last_seq = sh.last_seq + EXCLUDED.last_seq
+    RETURNING stream, last_seq
+  ), ins AS (
+    INSERT INTO stream_events (stream, seq, type, data)
+    SELECT ev.stream, h.last_seq - ev.n + ev.k, ev.type, ev.data FROM ev JOIN h USING (stream)
+  )
+  SELECT c.id AS comment_id, ev.ord, h.last_seq - ev.n + ev.k AS seq
+  FROM c, ev JOIN h USING (stream)`;
+
 /** A change and the events it emits, committed together. */
 export interface Committed<T> {
   result: T;
@@ -47,7 +80,11 @@ export interface Committed<T> {
  * request leaves no row and no event.
  */
 export class CommentStore {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    /** The hot insert's statement runs here, on Prisma's own pool without its layer. */
+    private readonly query: SqlQuery,
+  ) {}
 
   async list(
     trackId: string,
@@ -115,38 +152,20 @@ export class CommentStore {
       created_at: createdAt.toISOString(),
     };
     const events = eventsFor(comment);
-    let rows: { comment_id: number; ord: bigint; seq: bigint }[];
+    let rows: { comment_id: number; ord: string; seq: string }[];
     try {
-      rows = await this.db.$queryRaw`
-        WITH c AS (
-          INSERT INTO comments (track_id, user_id, content, "timestamp", parent_id, created_at)
-          SELECT ${input.trackId}, ${input.author.id}::int, ${input.content},
-                 ${input.timestamp}::float8, ${input.parentId}::int, ${createdAt}::timestamptz
-          WHERE ${input.parentId}::int IS NULL OR EXISTS (
-            SELECT 1 FROM comments p WHERE p.id = ${input.parentId}::int AND p.track_id = ${input.trackId})
-          RETURNING id
-        ), m AS (
-          INSERT INTO comment_mentions (comment_id, user_id)
-          SELECT c.id, u FROM c, unnest(${mentions.map((u) => u.id)}::int[]) AS u
-        ), ev AS (
-          SELECT e.stream, e.type, jsonb_set(e.data::jsonb, '{comment,id}', to_jsonb(c.id)) AS data,
-                 e.ord,
-                 row_number() OVER (PARTITION BY e.stream ORDER BY e.ord) AS k,
-                 count(*) OVER (PARTITION BY e.stream) AS n
-          FROM c, unnest(${events.map((e) => e.stream)}::varchar[], ${events.map((e) => e.type)}::varchar[],
-                         ${events.map((e) => JSON.stringify(e.data))}::text[])
-                  WITH ORDINALITY AS e(stream, type, data, ord)
-        ), h AS (
-          INSERT INTO stream_heads AS sh (stream, last_seq)
-          SELECT stream, max(n) FROM ev GROUP BY stream ORDER BY stream
-          ON CONFLICT (stream) DO UPDATE SET last_seq = sh.last_seq + EXCLUDED.last_seq
-          RETURNING stream, last_seq
-        ), ins AS (
-          INSERT INTO stream_events (stream, seq, type, data)
-          SELECT ev.stream, h.last_seq - ev.n + ev.k, ev.type, ev.data FROM ev JOIN h USING (stream)
-        )
-        SELECT c.id AS comment_id, ev.ord, h.last_seq - ev.n + ev.k AS seq
-        FROM c, ev JOIN h USING (stream)`;
+      rows = await this.query(CREATE_COMMENT_SQL, [
+        input.trackId,
+        input.author.id,
+        input.content,
+        input.timestamp,
+        input.parentId,
+        createdAt,
+        mentions.map((u) => u.id),
+        events.map((e) => e.stream),
+        events.map((e) => e.type),
+        events.map((e) => JSON.stringify(e.data)),
+      ]);
     } catch (err) {
       // The parent was deleted between the check above and the foreign key's.
       if (isForeignKeyViolation(err)) throw invalidParent();
