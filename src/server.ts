@@ -115,7 +115,7 @@ export async function startServer(
     preparedStatements: config.dbPreparedStatements,
   });
   const metrics = new Metrics();
-  const catalog = new CatalogStore(prisma);
+  const catalog = new CatalogStore(prisma, query);
   const eventLog = new PrismaEventLog(prisma);
   if (embedded && (await seedDemoData(prisma, catalog))) logger.info('seeded demo data');
 

@@ -1,4 +1,4 @@
-import type { Db } from './prisma';
+import type { Db, SqlQuery } from './prisma';
 import { DomainError, type Album, type Track, type TrackContext, type User } from '../domain/types';
 import { isForeignKeyViolation, isUniqueViolation } from './db-errors';
 
@@ -32,6 +32,8 @@ export class CatalogStore {
 
   constructor(
     private readonly db: Db,
+    /** Hot reads (the user behind each request) run here, on Prisma's pool without its layer. */
+    private readonly query: SqlQuery,
     private readonly trackCacheMs = 5000,
   ) {}
 
@@ -108,9 +110,13 @@ export class CatalogStore {
     }
   }
 
+  /** The user behind a request (read on most writes, the user cache being short). */
   async findUser(id: number): Promise<User | null> {
-    const row = await this.db.user.findUnique({ where: { id } });
-    return row ? toUser(row) : null;
+    const rows = await this.query<User>(
+      'SELECT id, username, is_creator, is_team FROM users WHERE id = $1::int',
+      [id],
+    );
+    return rows[0] ?? null;
   }
 
   async findUsersByUsername(usernames: string[]): Promise<User[]> {
