@@ -137,16 +137,20 @@ function replicaNodeOptions(
   };
 }
 
-/** Sum of a metric's samples on a replica's /metrics whose labels contain `labels` (null if unreadable). */
+/** Sum of a metric's samples in /metrics text whose labels contain `labels` (null if none). */
+function sumOf(text: string, name: string, labels = ''): number | null {
+  let sum: number | null = null;
+  const line = new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`, 'gm');
+  for (const m of text.matchAll(line)) {
+    if ((m[1] ?? '').includes(labels)) sum = (sum ?? 0) + Number(m[2]);
+  }
+  return sum;
+}
+
+/** Sum of a metric's samples on a replica's /metrics (null if unreadable). */
 async function metricSum(replica: Replica, name: string, labels = ''): Promise<number | null> {
   try {
-    const text = await (await fetch(`${replica.url}/metrics`)).text();
-    let sum: number | null = null;
-    const line = new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`, 'gm');
-    for (const m of text.matchAll(line)) {
-      if ((m[1] ?? '').includes(labels)) sum = (sum ?? 0) + Number(m[2]);
-    }
-    return sum;
+    return sumOf(await (await fetch(`${replica.url}/metrics`)).text(), name, labels);
   } catch {
     return null;
   }
@@ -158,6 +162,50 @@ const openStreams = (replica: Replica) =>
 
 /** Gaps a replica filled from the log (a bus message ahead of one still missing). */
 const gapFills = (replica: Replica) => metricSum(replica, 'trackcomments_gap_fills_total');
+
+const GC_KINDS = ['minor', 'major', 'incremental', 'weakcb'] as const;
+type GcTotals = Record<(typeof GC_KINDS)[number], { count: number; ms: number; over_10ms: number }>;
+const GC_METRIC = 'trackcomments_nodejs_gc_duration_seconds';
+
+/** A replica's GC pauses so far, by kind (prom-client's default GC histogram), or null. */
+async function gcTotals(replica: Replica): Promise<GcTotals | null> {
+  let text: string;
+  try {
+    text = await (await fetch(`${replica.url}/metrics`)).text();
+  } catch {
+    return null;
+  }
+  const totals = {} as GcTotals;
+  for (const kind of GC_KINDS) {
+    const label = `kind="${kind}"`;
+    const count = sumOf(text, `${GC_METRIC}_count`, label);
+    if (count === null) continue; // no pause of this kind yet
+    totals[kind] = {
+      count,
+      ms: (sumOf(text, `${GC_METRIC}_sum`, label) ?? 0) * 1000,
+      over_10ms: count - (sumOf(text, `${GC_METRIC}_bucket`, `le="0.01",${label}`) ?? 0),
+    };
+  }
+  return totals;
+}
+
+/** What happened between two GC readings, per kind (only kinds that paused). */
+function gcBetween(before: GcTotals | null | undefined, after: GcTotals | null | undefined) {
+  if (!before || !after) return null;
+  const out: Partial<GcTotals> = {};
+  for (const kind of GC_KINDS) {
+    const a = after[kind];
+    if (!a) continue;
+    const b = before[kind] ?? { count: 0, ms: 0, over_10ms: 0 };
+    if (a.count === b.count) continue;
+    out[kind] = {
+      count: a.count - b.count,
+      ms: round(a.ms - b.ms, 1),
+      over_10ms: a.over_10ms - b.over_10ms,
+    };
+  }
+  return out;
+}
 
 /** Median of a few RSS readings a little apart (a single reading can catch a GC in flight). */
 async function steadyRssKb(pid: number): Promise<number> {
@@ -392,6 +440,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
   const rssIdle: number[] = [];
   const streamsByMetrics: (number | null)[] = [];
   const gapFillsAt: Partial<Record<LoadPhase, (number | null)[]>> = {};
+  const gcAt: Partial<Record<LoadPhase, (GcTotals | null)[]>> = {};
   const snaps: Partial<Record<LoadPhase, CpuSnapshot>> = {};
   let idleEnd: CpuSnapshot | undefined;
   const onPhase = async (phase: LoadPhase, info: { generatorPids: number[] }) => {
@@ -411,6 +460,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
     } else {
       snaps[phase] = await snapshot();
       gapFillsAt[phase] = await Promise.all(replicas.map(gapFills));
+      gcAt[phase] = await Promise.all(replicas.map(gcTotals));
       // The replicas' profiler (--profile-dir) covers the post window only.
       if (profileDir) for (const r of replicas) process.kill(r.pid, 'SIGUSR2');
     }
@@ -544,6 +594,8 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
       const after = gapFillsAt.settled?.[i];
       return before == null || after == null ? null : after - before;
     }),
+    /** Replicas' GC pauses during the post window, by kind: count, total ms, pauses over 10 ms. */
+    gc_post_window: replicas.map((_, i) => gcBetween(gcAt['post-start']?.[i], gcAt.settled?.[i])),
     cpu_connect_phase: cpuReport(connectPhase),
     /** Every stream open, nothing posted: the cost of idle streams (and of anything polling). */
     cpu_idle_with_streams: cpuReport(cpuBetween(snaps.connected!, idleEnd!)),
@@ -618,6 +670,7 @@ function table(r: BenchResult): string {
     rows.push([`  ${name}`, `${p.cpu_ms} ms = ${p.pct_of_one_core}% of a core`]);
   }
   rows.push(['gap fills from the log', JSON.stringify(r.gap_fills_post_window)]);
+  rows.push(['replica GC pauses, post window', JSON.stringify(r.gc_post_window)]);
   if (r.replica_cpu_us_per_delivery) {
     rows.push(['replica CPU per delivery', `${JSON.stringify(r.replica_cpu_us_per_delivery)} µs`]);
   }
