@@ -147,34 +147,31 @@ function sumOf(text: string, name: string, labels = ''): number | null {
   return sum;
 }
 
-/** Sum of a metric's samples on a replica's /metrics (null if unreadable). */
-async function metricSum(replica: Replica, name: string, labels = ''): Promise<number | null> {
+/** A replica's /metrics text, or null if unreadable. */
+async function metricsText(replica: Replica): Promise<string | null> {
   try {
-    return sumOf(await (await fetch(`${replica.url}/metrics`)).text(), name, labels);
+    return await (await fetch(`${replica.url}/metrics`)).text();
   } catch {
     return null;
   }
+}
+
+/** Sum of a metric's samples on a replica's /metrics (null if unreadable). */
+async function metricSum(replica: Replica, name: string, labels = ''): Promise<number | null> {
+  const text = await metricsText(replica);
+  return text === null ? null : sumOf(text, name, labels);
 }
 
 /** Open track streams per replica, from its /metrics. */
 const openStreams = (replica: Replica) =>
   metricSum(replica, 'trackcomments_open_streams', 'kind="track"');
 
-/** Gaps a replica filled from the log (a bus message ahead of one still missing). */
-const gapFills = (replica: Replica) => metricSum(replica, 'trackcomments_gap_fills_total');
-
 const GC_KINDS = ['minor', 'major', 'incremental', 'weakcb'] as const;
 type GcTotals = Record<(typeof GC_KINDS)[number], { count: number; ms: number; over_10ms: number }>;
 const GC_METRIC = 'trackcomments_nodejs_gc_duration_seconds';
 
-/** A replica's GC pauses so far, by kind (prom-client's default GC histogram), or null. */
-async function gcTotals(replica: Replica): Promise<GcTotals | null> {
-  let text: string;
-  try {
-    text = await (await fetch(`${replica.url}/metrics`)).text();
-  } catch {
-    return null;
-  }
+/** GC pauses so far, by kind, from /metrics text (prom-client's default GC histogram). */
+function gcTotals(text: string): GcTotals {
   const totals = {} as GcTotals;
   for (const kind of GC_KINDS) {
     const label = `kind="${kind}"`;
@@ -187,6 +184,19 @@ async function gcTotals(replica: Replica): Promise<GcTotals | null> {
     };
   }
   return totals;
+}
+
+/** What a replica's counters read at a load phase, from one /metrics reading (null: unreadable). */
+interface PhaseCounters {
+  /** Gaps filled from the log (a bus message ahead of one still missing). */
+  gapFills: number | null;
+  gc: GcTotals | null;
+}
+
+async function phaseCounters(replica: Replica): Promise<PhaseCounters> {
+  const text = await metricsText(replica);
+  if (text === null) return { gapFills: null, gc: null };
+  return { gapFills: sumOf(text, 'trackcomments_gap_fills_total'), gc: gcTotals(text) };
 }
 
 /** What happened between two GC readings, per kind (only kinds that paused). */
@@ -439,8 +449,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
   const rssBefore: number[] = [];
   const rssIdle: number[] = [];
   const streamsByMetrics: (number | null)[] = [];
-  const gapFillsAt: Partial<Record<LoadPhase, (number | null)[]>> = {};
-  const gcAt: Partial<Record<LoadPhase, (GcTotals | null)[]>> = {};
+  const countersAt: Partial<Record<LoadPhase, PhaseCounters[]>> = {};
   const snaps: Partial<Record<LoadPhase, CpuSnapshot>> = {};
   let idleEnd: CpuSnapshot | undefined;
   const onPhase = async (phase: LoadPhase, info: { generatorPids: number[] }) => {
@@ -459,8 +468,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
       for (const r of replicas) streamsByMetrics.push(await openStreams(r));
     } else {
       snaps[phase] = await snapshot();
-      gapFillsAt[phase] = await Promise.all(replicas.map(gapFills));
-      gcAt[phase] = await Promise.all(replicas.map(gcTotals));
+      countersAt[phase] = await Promise.all(replicas.map(phaseCounters));
       // The replicas' profiler (--profile-dir) covers the post window only.
       if (profileDir) for (const r of replicas) process.kill(r.pid, 'SIGUSR2');
     }
@@ -590,12 +598,14 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
     replica_cpu_us_per_delivery: viaProxy ? null : perDelivery,
     /** Log reads to fill a gap (a bus message ahead of a missing one) during the post window. */
     gap_fills_post_window: replicas.map((_, i) => {
-      const before = gapFillsAt['post-start']?.[i];
-      const after = gapFillsAt.settled?.[i];
+      const before = countersAt['post-start']?.[i]?.gapFills;
+      const after = countersAt.settled?.[i]?.gapFills;
       return before == null || after == null ? null : after - before;
     }),
     /** Replicas' GC pauses during the post window, by kind: count, total ms, pauses over 10 ms. */
-    gc_post_window: replicas.map((_, i) => gcBetween(gcAt['post-start']?.[i], gcAt.settled?.[i])),
+    gc_post_window: replicas.map((_, i) =>
+      gcBetween(countersAt['post-start']?.[i]?.gc, countersAt.settled?.[i]?.gc),
+    ),
     cpu_connect_phase: cpuReport(connectPhase),
     /** Every stream open, nothing posted: the cost of idle streams (and of anything polling). */
     cpu_idle_with_streams: cpuReport(cpuBetween(snaps.connected!, idleEnd!)),

@@ -2,6 +2,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { Express, Request } from 'express';
 import type { Logger } from 'pino';
 import type { HeaderStep } from '../app';
+import { INTERNAL_ERROR } from './errors';
 import { redactUrl } from './logging';
 
 /**
@@ -111,6 +112,7 @@ export class LeanHttp {
       res.destroy();
       return;
     }
-    this.sendJson(res, 500, {}, { error: { code: 'internal_error', message: 'internal error' } });
+    const { status, code, message } = INTERNAL_ERROR;
+    this.sendJson(res, status, {}, { error: { code, message } });
   }
 }

@@ -21,15 +21,15 @@ const freeParser: FreeParser | undefined = (() => {
  * The listeners Node's HTTP server puts on each connection (lib/_http_server.js), by name.
  * The server binds most of them per connection; releasing them is what an upgrade does.
  */
-const SERVER_LISTENERS: Record<string, string[]> = {
-  data: ['bound socketOnData'],
-  end: ['bound socketOnEnd'],
-  close: ['bound socketOnClose'],
-  drain: ['bound socketOnDrain'],
-  error: ['socketOnError'],
-  timeout: ['socketOnTimeout'],
-  resume: ['onSocketResume'],
-  pause: ['onSocketPause'],
+const SERVER_LISTENERS: Record<string, string> = {
+  data: 'bound socketOnData',
+  end: 'bound socketOnEnd',
+  close: 'bound socketOnClose',
+  drain: 'bound socketOnDrain',
+  error: 'socketOnError',
+  timeout: 'socketOnTimeout',
+  resume: 'onSocketResume',
+  pause: 'onSocketPause',
 };
 
 type HttpSocket = Socket & { parser?: unknown; _httpMessage?: unknown };
@@ -55,12 +55,10 @@ export function takeOverSocket(req: IncomingMessage, res: ServerResponse, socket
   // an await. A request whose body is still coming is left alone.
   if (!req.complete) return false;
   const found: [string, (...args: unknown[]) => void][] = [];
-  for (const [event, names] of Object.entries(SERVER_LISTENERS)) {
-    for (const name of names) {
-      const fn = socket.listeners(event).find((l) => l.name === name);
-      if (!fn) return false;
-      found.push([event, fn as (...args: unknown[]) => void]);
-    }
+  for (const [event, name] of Object.entries(SERVER_LISTENERS)) {
+    const fn = socket.listeners(event).find((l) => l.name === name);
+    if (!fn) return false;
+    found.push([event, fn as (...args: unknown[]) => void]);
   }
   for (const [event, fn] of found) socket.removeListener(event, fn);
   // The response lets go of the socket (its close listener, socket._httpMessage) ...
