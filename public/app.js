@@ -727,6 +727,8 @@ function openMeStream() {
   if (!state.me) return;
   state.meSub = client.subscribeMe({
     mention(data) {
+      // A replayed mention of a comment deleted since carries no content: nothing to show.
+      if (data.comment.content === '') return;
       const track = state.tracks.find((t) => t.id === data.track_id);
       const elsewhere = track && track !== state.track;
       const snippet =

@@ -17,6 +17,8 @@ import { opsRoutes, type ReadinessCheck } from './http/ops-routes';
 import { typingRateLimit, type RedisCommand } from './http/rate-limits';
 import { errorHandler, sendError } from './http/errors';
 import { httpLogger } from './http/logging';
+import { crossOriginProtection } from './http/cross-origin';
+import { routeExactly } from './http/exact-routing';
 import { BODY_LIMIT_BYTES } from './http/validation';
 
 export interface AppDeps {
@@ -74,6 +76,7 @@ export function responseHeaderSteps(config: Config): HeaderStep[] {
 export function buildApp(deps: AppDeps): Express {
   const { config, metrics } = deps;
   const app = express();
+  routeExactly(app);
   app.disable('x-powered-by');
   app.set('trust proxy', trustProxyValue(config.trustProxy));
   app.set('query parser', 'simple');
@@ -81,6 +84,8 @@ export function buildApp(deps: AppDeps): Express {
   app.use(httpLogger(deps.logger));
   for (const step of responseHeaderSteps(config)) app.use(step);
   app.use(httpMetrics(metrics));
+  // Before any body is read or any route runs: a refused write changes nothing.
+  app.use(crossOriginProtection(config.corsOrigins));
   app.use(
     express.json({ limit: BODY_LIMIT_BYTES, type: ['application/json', 'application/*+json'] }),
   );

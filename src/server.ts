@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { Redis } from 'ioredis';
 import type { Express } from 'express';
 import type { Config } from './config/config';
@@ -24,51 +24,90 @@ import { RedisBus } from './bus/redis-bus';
 import type { Bus } from './bus/types';
 import { StreamHub } from './streams/hub';
 import { OutboxRelay } from './outbox/relay';
-import { createDemoRouter } from './http/demo-routes';
+import { createDemoRouter, demoNotServed } from './http/demo-routes';
 import { requestListener } from './http/entry';
+import { createLogger } from './http/logging';
+import { answerClientError } from './http/client-errors';
+
+/** The secrets the service runs with, and which of them it made itself (those alone may be shown). */
+interface ServiceSecrets {
+  authSecret: string;
+  adminToken: string;
+  generated: { authSecret: boolean; adminToken: boolean };
+}
 
 /**
- * Secrets for a non-production run without AUTH_SECRET/ADMIN_TOKEN: made once
- * and kept beside the embedded database, so demo tokens survive a restart.
+ * Secrets for a non-production run without AUTH_SECRET/ADMIN_TOKEN: made once and kept beside
+ * the embedded database, so demo tokens survive a restart. Only generated values go to the
+ * file: a secret the operator set is never copied anywhere.
  */
-function devSecrets(config: Config, logger: Logger): { authSecret: string; adminToken: string } {
+function devSecrets(config: Config, logger: Logger): ServiceSecrets {
+  const generated = { authSecret: !config.authSecret, adminToken: !config.adminToken };
   if (config.authSecret && config.adminToken) {
-    return { authSecret: config.authSecret, adminToken: config.adminToken };
+    return { authSecret: config.authSecret, adminToken: config.adminToken, generated };
   }
   const file = path.join(config.dataDir, 'dev-secrets.json');
   let saved: { authSecret?: string; adminToken?: string } = {};
   const persist = !config.databaseUrl;
   if (persist && fs.existsSync(file)) saved = JSON.parse(fs.readFileSync(file, 'utf8'));
-  const secrets = {
-    authSecret: config.authSecret ?? saved.authSecret ?? randomBytes(32).toString('base64url'),
-    adminToken: config.adminToken ?? saved.adminToken ?? randomBytes(24).toString('base64url'),
+  const kept = {
+    // An older version wrote operator-set values here too: drop those.
+    authSecret: saved.authSecret === config.authSecret ? undefined : saved.authSecret,
+    adminToken: saved.adminToken === config.adminToken ? undefined : saved.adminToken,
   };
+  if (generated.authSecret) kept.authSecret ??= randomBytes(32).toString('base64url');
+  if (generated.adminToken) kept.adminToken ??= randomBytes(24).toString('base64url');
   if (persist) {
     fs.mkdirSync(config.dataDir, { recursive: true });
-    fs.writeFileSync(file, JSON.stringify(secrets), { mode: 0o600 });
+    fs.writeFileSync(file, JSON.stringify(kept), { mode: 0o600 });
   }
   logger.warn('AUTH_SECRET/ADMIN_TOKEN not set: using generated development secrets');
-  return secrets;
+  return {
+    authSecret: config.authSecret ?? kept.authSecret!,
+    adminToken: config.adminToken ?? kept.adminToken!,
+    generated,
+  };
 }
 
-async function printDemoHelp(port: number, authSecret: string, adminToken: string) {
-  const base = `http://localhost:${port}`;
-  const lines = [
-    '',
-    `trackcomments (embedded default) on ${base}  — demo page: ${base}/`,
-    'Demo tokens (valid 30 days):',
-  ];
-  let first = '';
-  for (const u of DEMO_USERS) {
-    const token = await signUserToken(authSecret, u.id, 30 * 24 * 3600);
-    if (!first) first = token;
-    lines.push(`  ${u.username.padEnd(6)} ${token}`);
+/** The URL to print for the bound address, and a warning when it is reachable from elsewhere. */
+export function describeListenAddress({ address, port }: AddressInfo): {
+  base: string;
+  reach: string;
+} {
+  if (address === '0.0.0.0' || address === '::') {
+    const base = `http://${address === '::' ? 'localhost' : '127.0.0.1'}:${port}`;
+    return { base, reach: `all interfaces (${address}): other machines can reach it` };
+  }
+  const host = address.includes(':') ? `[${address}]` : address;
+  return { base: `http://${host}:${port}`, reach: `${host} only` };
+}
+
+/**
+ * The embedded default's banner (never in production). Tokens are printed only when signed
+ * with a generated secret: an operator's AUTH_SECRET may be shared with the main application.
+ */
+async function printDemoHelp(address: AddressInfo, secrets: ServiceSecrets, demoPage: boolean) {
+  const { base, reach } = describeListenAddress(address);
+  const lines = ['', `trackcomments (embedded database) on ${base}, listening on ${reach}`];
+  if (demoPage) lines.push(`Demo page: ${base}/`);
+  let example = '$T';
+  if (secrets.generated.authSecret) {
+    lines.push('Demo tokens (valid 30 days):');
+    for (const u of DEMO_USERS) {
+      const token = await signUserToken(secrets.authSecret, u.id, 30 * 24 * 3600);
+      if (example === '$T') example = token;
+      lines.push(`  ${u.username.padEnd(6)} ${token}`);
+    }
+  } else {
+    lines.push('Demo tokens: not printed, AUTH_SECRET is yours (sign in on the demo page).');
   }
   lines.push(
-    `Admin token: ${adminToken}`,
+    secrets.generated.adminToken
+      ? `Admin token: ${secrets.adminToken}`
+      : 'Admin token: the ADMIN_TOKEN you set (not printed).',
     'Try:',
-    `  curl -N -H "Authorization: Bearer ${first}" ${base}/api/tracks/night-drive-01/events`,
-    `  curl -H "Authorization: Bearer ${first}" -H 'Content-Type: application/json' \\`,
+    `  curl -N -H "Authorization: Bearer ${example}" ${base}/api/tracks/night-drive-01/events`,
+    `  curl -H "Authorization: Bearer ${example}" -H 'Content-Type: application/json' \\`,
     `       -d '{"content":"love this @bob","timestamp":42}' ${base}/api/tracks/night-drive-01/comments`,
     '',
   );
@@ -91,14 +130,10 @@ export async function startServer(
   config: Config,
   opts: { logger?: Logger; quiet?: boolean } = {},
 ): Promise<RunningServer> {
-  const logger =
-    opts.logger ??
-    pino({
-      level: config.logLevel,
-      redact: { paths: ['*.authorization', '*.cookie', '*.password'], censor: '[REDACTED]' },
-    });
+  const logger = opts.logger ?? createLogger(config.logLevel);
   const embedded = !config.databaseUrl;
-  const { authSecret, adminToken } = devSecrets(config, logger);
+  const secrets = devSecrets(config, logger);
+  const { authSecret, adminToken } = secrets;
 
   // Database: PostgreSQL, or PGlite served on loopback so both take the same Prisma path.
   let connectionString = config.databaseUrl;
@@ -117,7 +152,9 @@ export async function startServer(
   const metrics = new Metrics();
   const catalog = new CatalogStore(prisma, query);
   const eventLog = new PrismaEventLog(prisma);
-  if (embedded && (await seedDemoData(prisma, catalog))) logger.info('seeded demo data');
+  // Demo users include a team member anyone could sign in as: never in production.
+  const demoData = embedded && !config.production;
+  if (demoData && (await seedDemoData(prisma, catalog))) logger.info('seeded demo data');
 
   let bus: Bus;
   let rateLimitRedis: Redis | undefined;
@@ -206,7 +243,7 @@ export async function startServer(
           authenticate: (req) => userAuth.authenticate(req.headers),
           secureCookies: false,
         })
-      : undefined,
+      : demoNotServed(),
   });
 
   const handler = requestListener(app, {
@@ -216,12 +253,24 @@ export async function startServer(
     logger,
     metrics,
     headerSteps: responseHeaderSteps(config),
+    trustedOrigins: config.corsOrigins,
   });
-  const server = http.createServer(handler);
-  // SSE streams are long-lived: no request timeout; keep-alive a bit above nginx's.
-  server.requestTimeout = 0;
+  // Slow clients (contract section 7): a request's headers and body must arrive within
+  // REQUEST_TIMEOUT_MS (checked at least once a second), else 408 and the connection closes.
+  // Node times a request from its first byte to its last, not to the end of the answer, so an
+  // open stream (its GET complete, its connection then taken over by the hub) is never cut.
+  const requestTimeout = config.requestTimeoutMs;
+  const server = http.createServer(
+    {
+      requestTimeout,
+      headersTimeout: requestTimeout,
+      connectionsCheckingInterval: Math.min(1000, requestTimeout),
+    },
+    handler,
+  );
+  server.on('clientError', answerClientError);
+  // Keep-alive a bit above nginx's.
   server.keepAliveTimeout = 65000;
-  server.headersTimeout = 66000;
   // Responses in progress, so that a drain can end their keep-alive connections. server.close()
   // only closes connections idle at that instant: one busy with a request then would go idle
   // after its answer and hold the exit until the client or keepAliveTimeout closed it.
@@ -242,12 +291,13 @@ export async function startServer(
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
   });
-  const port = (server.address() as AddressInfo).port;
+  const address = server.address() as AddressInfo;
+  const port = address.port;
   logger.info(
-    { port, host: config.host, embedded, bus: config.redisUrl ? 'redis' : 'memory' },
+    { port, host: address.address, embedded, bus: config.redisUrl ? 'redis' : 'memory' },
     'listening',
   );
-  if (embedded && !opts.quiet) await printDemoHelp(port, authSecret, adminToken);
+  if (demoData && !opts.quiet) await printDemoHelp(address, secrets, config.demoPage);
 
   let stopping: Promise<number> | undefined;
   // Graceful drain: readyz → 503, stop accepting, move streams to other replicas, finish in-flight, close.

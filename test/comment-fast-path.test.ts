@@ -9,6 +9,7 @@ import http from 'node:http';
 import request from 'supertest';
 import {
   ALBUM_ID,
+  adminAuth,
   TRACK_TIMED,
   captureLogger,
   expectError,
@@ -59,7 +60,17 @@ function sameAnswer(lean: request.Response, app: request.Response) {
 let parentHere: number;
 let parentElsewhere: number;
 
+/** 21 users made at setup: one more than a comment may name. */
+const CROWD = Array.from({ length: 21 }, (_, i) => `crowd_${i}`);
+
 beforeAll(async () => {
+  for (const [i, username] of CROWD.entries()) {
+    const res = await request(env().app)
+      .put(`/api/admin/users/${100 + i}`)
+      .set(adminAuth)
+      .send({ username, is_creator: false, is_team: false });
+    expect(res.status).toBe(201);
+  }
   parentHere = (await env().postComment('bob', TRACK_TIMED, { content: 'a parent' })).id;
   const other = await env().newTrack();
   parentElsewhere = (await env().postComment('bob', other, { content: 'on another track' })).id;
@@ -88,6 +99,14 @@ const CASES: [string, () => string, Record<string, string>?][] = [
   ['a parent on another track', () => JSON.stringify({ content: 'x', parent_id: parentElsewhere })],
   ['a parent that does not exist', () => JSON.stringify({ content: 'x', parent_id: 2147483647 })],
   ['a fractional parent id', () => JSON.stringify({ content: 'x', parent_id: 1.5 })],
+  // Contract section 7: text must be well-formed, fan-out is bounded.
+  ['content with a lone surrogate', () => '{"content":"x \\ud800"}'],
+  ['content with a lone low surrogate', () => '{"content":"\\udc00 y"}'],
+  ['content with an escaped NUL', () => '{"content":"a\\u0000"}'],
+  [
+    'content naming 21 users',
+    () => JSON.stringify({ content: CROWD.map((u) => `@${u}`).join(' ') }),
+  ],
 ];
 
 test.each(CASES)('%s: the lean path answers as the app does', async (_name, body, headers = {}) => {
@@ -99,6 +118,44 @@ test.each(CASES)('%s: the lean path answers as the app does', async (_name, body
   expect(app.headers.etag).toBeDefined();
   expect(lean.headers.etag).toBeUndefined();
 });
+
+/** Contract section 7: whether a write is cross-site is one rule, in the lean path and the app. */
+const CROSS_ORIGIN: [string, Record<string, string>, number][] = [
+  ['cross-site', { 'Sec-Fetch-Site': 'cross-site', Origin: 'https://evil.example' }, 403],
+  [
+    'same-site (a sibling origin)',
+    { 'Sec-Fetch-Site': 'same-site', Origin: 'http://a.svc.example' },
+    403,
+  ],
+  ['cross-site without Origin', { 'Sec-Fetch-Site': 'cross-site', Origin: '' }, 403],
+  ['another Origin, no Sec-Fetch-Site', { Origin: 'https://evil.example' }, 403],
+  ['Origin "null"', { Origin: 'null' }, 403],
+  ['own host name, other port', { Host: 'svc.example', Origin: 'http://svc.example:8080' }, 403],
+  ['a trusted origin, cross-site', { 'Sec-Fetch-Site': 'cross-site', Origin: ORIGIN }, 201],
+  ['own host', { Host: 'svc.example:8080', Origin: 'http://svc.example:8080' }, 201],
+  ['same-origin', { 'Sec-Fetch-Site': 'same-origin', Origin: 'http://svc.example' }, 201],
+  ['user-initiated', { 'Sec-Fetch-Site': 'none', Origin: '' }, 201],
+];
+
+test.each(CROSS_ORIGIN)(
+  'a write marked %s: the lean path answers as the app does',
+  async (_name, headers, status) => {
+    const before = await rowCounts(env().pg);
+    const body = JSON.stringify({ content: 'from somewhere' });
+    const lean = await post(leanPath(TRACK_TIMED), body, headers);
+    const app = await post(appPath(TRACK_TIMED), body, headers);
+    sameAnswer(lean, app);
+    expect(lean.status).toBe(status);
+    if (status === 403) {
+      expectError(lean, 403, 'cross_origin_request');
+      // Refused before the body is read, and answered by the app: nothing was written.
+      expect(lean.headers.etag).toBeDefined();
+      expect(await rowCounts(env().pg)).toEqual(before);
+    } else {
+      expect(lean.headers.etag).toBeUndefined();
+    }
+  },
+);
 
 test('a failed write through the lean path changes nothing', async () => {
   const before = await rowCounts(env().pg);

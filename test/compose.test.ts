@@ -155,7 +155,7 @@ describe('docker-compose.yml', () => {
     const heartbeatMs = Number(defaultOf(services.app!.environment!.HEARTBEAT_MS));
     expect(heartbeatMs).toBeGreaterThan(0);
     const template = fs.readFileSync(NGINX_TEMPLATE_PATH, 'utf8');
-    const sse = template.slice(template.indexOf('location ~ ^/api/'));
+    const sse = template.slice(template.indexOf('location ~ "^/api/'));
     const timeoutS = Number(/proxy_read_timeout (\d+)s;/.exec(sse)![1]);
     expect(timeoutS * 1000).toBeGreaterThanOrEqual(3 * heartbeatMs);
   });

@@ -32,7 +32,7 @@ describe('defaults (contract section 6)', () => {
       nodeEnv: 'development',
       production: false,
       port: 3000,
-      host: '0.0.0.0',
+      host: '127.0.0.1',
       databaseUrl: undefined,
       redisUrl: undefined,
       authSecret: undefined,

@@ -15,7 +15,11 @@ import {
 import { runMigrations } from '../src/store/migrate';
 import { runMigrateCli } from './support/migrate-cli';
 
-const INIT = '20261126000000_init';
+/** Every migration of prisma/migrations, in the order they apply. */
+const MIGRATIONS = fs
+  .readdirSync(path.join(__dirname, '..', 'prisma', 'migrations'))
+  .filter((name) => /^\d+_/.test(name))
+  .sort();
 
 // PGlite's first start runs initdb (several seconds on a busy machine).
 jest.setTimeout(180_000);
@@ -60,7 +64,7 @@ test('committed data survives a stop and a restart, an open transaction does not
   expect(first.maxConnections).toBe(1);
   expect(first.connectionString).toMatch(/^postgresql:\/\/postgres@127\.0\.0\.1:\d+\/postgres/);
   expect(await runMigrations({ connectionString: first.connectionString })).toEqual({
-    applied: [INIT],
+    applied: MIGRATIONS,
     warnings: [],
   });
   const prisma = prismaFor(first);
@@ -256,7 +260,7 @@ test('the CLI with DATABASE_URL unset migrates the embedded database in DATA_DIR
   const first = await runCli({ DATABASE_URL: undefined, DATA_DIR: cliDataDir });
   expect(first).toEqual({
     code: 0,
-    stdout: `embedded database in ${path.join(cliDataDir, 'pglite')}: applied 1 migration(s): ${INIT}\n`,
+    stdout: `embedded database in ${path.join(cliDataDir, 'pglite')}: applied ${MIGRATIONS.length} migration(s): ${MIGRATIONS.join(', ')}\n`,
     stderr: '',
   });
   const second = await runCli({ DATABASE_URL: '', DATA_DIR: cliDataDir });
@@ -268,9 +272,9 @@ test('the CLI with DATABASE_URL unset migrates the embedded database in DATA_DIR
   await client.connect();
   try {
     const { rows } = await client.query<{ migration_name: string }>(
-      'SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL',
+      'SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL ORDER BY 1',
     );
-    expect(rows).toEqual([{ migration_name: INIT }]);
+    expect(rows).toEqual(MIGRATIONS.map((migration_name) => ({ migration_name })));
   } finally {
     await client.end();
   }

@@ -8,6 +8,7 @@ import {
   LIVE_USERS,
   startLiveEnv,
   type LiveEnv,
+  type LiveUser,
   connected,
   twoSubscribersPerReplica,
 } from './support/live-env';
@@ -250,12 +251,21 @@ describe('mentions on personal streams across replicas', () => {
       30,
     );
     const fromAlice = { id: LIVE_USERS.alice.id, username: 'alice' };
-    for (const s of [bob, carol, creator]) {
+    // A mention's comment names, of everyone named, only its recipient (the creator: nobody).
+    const only = (c: CommentJson, user: LiveUser) => ({
+      ...c,
+      mentions: c.mentions.filter((m) => m.id === LIVE_USERS[user].id),
+    });
+    for (const [s, user] of [
+      [bob, 'bob'],
+      [carol, 'carol'],
+      [creator, 'creator'],
+    ] as const) {
       const e = await s.waitForEvent((e) => e.event === 'mention');
       expect(e.data).toEqual({
         type: 'mention',
         track_id: track,
-        comment: first,
+        comment: only(first, user),
         from_user: fromAlice,
       });
     }
@@ -263,13 +273,16 @@ describe('mentions on personal streams across replicas', () => {
     // A later comment mentions alice and dave: their first mention must be this one (id 1).
     const second = await env.postComment(env.b, 'bob', track, '@alice @dave have you heard this?');
     const fromBob = { id: LIVE_USERS.bob.id, username: 'bob' };
-    for (const s of [alice, dave]) {
+    for (const [s, user] of [
+      [alice, 'alice'],
+      [dave, 'dave'],
+    ] as const) {
       const e = await s.waitForEvent((e) => e.event === 'mention');
       expect(e.id).toBe('1');
       expect(e.data).toEqual({
         type: 'mention',
         track_id: track,
-        comment: second,
+        comment: only(second, user),
         from_user: fromBob,
       });
     }

@@ -12,6 +12,11 @@ import { createEmptyTestDatabase, type TestDatabase } from './support/test-db';
 const REPO = path.resolve(__dirname, '..');
 const MIGRATIONS = path.join(REPO, 'prisma', 'migrations');
 const INIT = '20261126000000_init';
+/** Every migration of prisma/migrations, in the order they apply. */
+const ALL = fs
+  .readdirSync(MIGRATIONS)
+  .filter((name) => /^\d+_/.test(name))
+  .sort();
 
 const databases: TestDatabase[] = [];
 const tempDirs: string[] = [];
@@ -87,7 +92,7 @@ describe('runMigrations', () => {
   test('a fresh database gets every table and column of schema.prisma', async () => {
     const db = await emptyDb();
     const result = await runMigrations({ connectionString: db.url });
-    expect(result).toEqual({ applied: [INIT], warnings: [] });
+    expect(result).toEqual({ applied: ALL, warnings: [] });
 
     const rows = await query<{ table_name: string; column_name: string }>(
       db.url,
@@ -182,14 +187,20 @@ describe('runMigrations', () => {
       applied_steps_count: number;
     }>(
       db.url,
-      `SELECT migration_name, checksum, finished_at IS NOT NULL AS finished, applied_steps_count FROM "_prisma_migrations"`,
+      `SELECT migration_name, checksum, finished_at IS NOT NULL AS finished, applied_steps_count FROM "_prisma_migrations" ORDER BY migration_name`,
     );
-    const sha = createHash('sha256')
-      .update(fs.readFileSync(path.join(MIGRATIONS, INIT, 'migration.sql')))
-      .digest('hex');
-    expect(rows).toEqual([
-      { migration_name: INIT, checksum: sha, finished: true, applied_steps_count: 1 },
-    ]);
+    const sha = (name: string) =>
+      createHash('sha256')
+        .update(fs.readFileSync(path.join(MIGRATIONS, name, 'migration.sql')))
+        .digest('hex');
+    expect(rows).toEqual(
+      ALL.map((name) => ({
+        migration_name: name,
+        checksum: sha(name),
+        finished: true,
+        applied_steps_count: 1,
+      })),
+    );
   });
 
   test('an unfinished migration in the history makes it refuse and change nothing', async () => {
@@ -208,7 +219,7 @@ describe('runMigrations', () => {
       db.url,
       `SELECT count(*) AS n FROM "_prisma_migrations"`,
     );
-    expect(rows[0]!.n).toBe('1');
+    expect(rows[0]!.n).toBe(String(ALL.length));
   });
 
   test('a failing migration is rolled back, recorded as unfinished, and blocks later runs', async () => {
@@ -227,7 +238,7 @@ describe('runMigrations', () => {
       `SELECT migration_name, finished_at IS NOT NULL AS finished, logs FROM "_prisma_migrations" ORDER BY migration_name`,
     );
     expect(rows).toEqual([
-      { migration_name: INIT, finished: true, logs: null },
+      ...ALL.map((name) => ({ migration_name: name, finished: true, logs: null })),
       {
         migration_name: '20261201000000_broken',
         finished: false,
@@ -261,12 +272,12 @@ describe('runMigrations', () => {
       runMigrations({ connectionString: db.url }),
       runMigrations({ connectionString: db.url }),
     ]);
-    expect(results.map((r) => r.applied).sort()).toEqual([[], [INIT]]);
+    expect(results.map((r) => r.applied).sort()).toEqual([[], ALL]);
     const rows = await query<{ n: string }>(
       db.url,
       `SELECT count(*) AS n FROM "_prisma_migrations"`,
     );
-    expect(rows[0]!.n).toBe('1');
+    expect(rows[0]!.n).toBe(String(ALL.length));
   });
 
   test("a runner waits while another holds Prisma's migration lock", async () => {
@@ -294,7 +305,7 @@ describe('runMigrations', () => {
       ]);
       expect(await tableExists(db.url, '_prisma_migrations')).toBe(false);
       await holder.query('SELECT pg_advisory_unlock($1)', [PRISMA_MIGRATION_LOCK_KEY]);
-      await expect(run).resolves.toEqual({ applied: [INIT], warnings: [] });
+      await expect(run).resolves.toEqual({ applied: ALL, warnings: [] });
     } finally {
       await holder.end();
       await run?.catch(() => undefined);
@@ -315,13 +326,13 @@ describe('npm run db:migrate (migrate-cli)', () => {
       expect(run.stdout).not.toContain('pw-s3cret-42');
     }
     const outputs = runs.map((r) => r.stdout).sort();
-    expect(outputs[0]).toMatch(new RegExp(`applied 1 migration\\(s\\): ${INIT}`));
+    expect(outputs[0]).toContain(`applied ${ALL.length} migration(s): ${ALL.join(', ')}\n`);
     expect(outputs[1]).toMatch(/no pending migrations/);
     const rows = await query<{ n: string }>(
       db.url,
       `SELECT count(*) AS n FROM "_prisma_migrations"`,
     );
-    expect(rows[0]!.n).toBe('1');
+    expect(rows[0]!.n).toBe(String(ALL.length));
   });
 
   test('the CLI exits 1 with a one-line reason, without the password, when the database is unreachable', async () => {

@@ -2,8 +2,8 @@ import http from 'node:http';
 import net from 'node:net';
 import { checkNginxConfig, startNginx, type RunningNginx } from './support/nginx';
 
-/** The SSE location: a regex location for both stream paths. */
-const SSE_LOCATION = 'location ~ ^/api/(?:tracks/[^/]+|me)/events$ {';
+/** The SSE location: a regex location for both stream paths, spelled exactly. */
+const SSE_LOCATION = 'location ~ "^/api/(?:tracks/[A-Za-z0-9._~:-]{1,128}|me)/events$" {';
 
 /** The text of the `{ ... }` block that starts at `opening` (a line ending in '{'). */
 function block(config: string, opening: string): string {
@@ -241,10 +241,24 @@ describe('nginx config (nginx/trackcomments.conf.template)', () => {
     // The event stream is never a gzip type anywhere.
     expect(config).not.toMatch(/text\/event-stream/);
     // Both stream paths, and nothing else, match the SSE location.
-    const pattern = new RegExp(/location ~ (\S+) \{/.exec(SSE_LOCATION)![1]!);
+    const pattern = new RegExp(/location ~ "(\S+)" \{/.exec(SSE_LOCATION)![1]!);
     expect(pattern.test('/api/tracks/abc-123/events')).toBe(true);
     expect(pattern.test('/api/me/events')).toBe(true);
     expect(pattern.test('/api/tracks/abc/comments')).toBe(false);
+    // Every track id of the contract's charset, 1-128 characters; other spellings are not streams.
+    expect(pattern.test('/api/tracks/acc.opaque-Track~1:x_Y/events')).toBe(true);
+    expect(pattern.test(`/api/tracks/${'a'.repeat(128)}/events`)).toBe(true);
+    for (const other of [
+      `/api/tracks/${'a'.repeat(129)}/events`,
+      '/api/tracks/a b/events',
+      '/api/tracks//events',
+      '/api/me/events/',
+      '/api/tracks/abc/events/',
+      '/API/me/events',
+      '/api/Me/events',
+      '/api/tracks/abc/Events',
+    ])
+      expect([other, pattern.test(other)]).toEqual([other, false]);
   });
 
   it('keeps upstream connections alive and never retries a non-idempotent request', () => {
@@ -255,6 +269,17 @@ describe('nginx config (nginx/trackcomments.conf.template)', () => {
     expect(config).toMatch(/proxy_next_upstream_tries 2;/);
     expect(config).not.toMatch(/non_idempotent/);
     expect(config).toMatch(/client_max_body_size 64k;/);
+  });
+
+  it('bounds the time a request head and body may take, as REQUEST_TIMEOUT_MS does on a replica', () => {
+    // nginx reads the whole request before it passes it on: the replica never sees a slow client.
+    for (const directive of ['client_header_timeout', 'client_body_timeout']) {
+      const m = new RegExp(`${directive} (\\d+)s;`).exec(config);
+      expect([directive, m !== null]).toEqual([directive, true]);
+      expect(Number(m![1])).toBeLessThanOrEqual(10);
+    }
+    expect(config).toMatch(/error_page 408 @request_timeout;/);
+    expect(block(config, 'location @request_timeout {')).toMatch(/return 408 '\{"error":/);
   });
 
   it('logs no credentials and no query strings', () => {

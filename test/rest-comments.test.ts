@@ -168,10 +168,11 @@ describe('mentions and the events of a new comment', () => {
       if (e.type === 'new_comment') {
         expect(e.data).toEqual({ type: 'new_comment', track_id: track, comment: c });
       } else {
+        // A mention's comment names, of everyone named, only its recipient (section 7).
         expect(e.data).toEqual({
           type: 'mention',
           track_id: track,
-          comment: c,
+          comment: { ...c, mentions: c.mentions.filter((m) => e.stream === `user:${m.id}`) },
           from_user: ref('dan'),
         });
       }
@@ -465,7 +466,7 @@ describe('PATCH /api/comments/:commentId', () => {
     expect(erin[0]!.data).toEqual({
       type: 'mention',
       track_id: track,
-      comment: edited,
+      comment: { ...edited, mentions: [ref('erin')] },
       from_user: ref('dan'),
     });
   });

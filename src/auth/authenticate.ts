@@ -44,6 +44,22 @@ export function tokenFrom(headers: IncomingHttpHeaders): string | undefined {
 
 const SUB = /^[1-9][0-9]{0,9}$/;
 
+/** A token that passed verification: whom it names and until when it is valid. */
+interface VerifiedToken {
+  id: number;
+  /** The token's `exp`, in epoch milliseconds. */
+  expMs: number;
+  /** Until when this verification is reused without a new HMAC. */
+  until: number;
+}
+
+/** The user a request is made as, and when the token it came with expires. */
+export interface Session {
+  user: User;
+  /** The token's `exp`, in epoch milliseconds: a stream opened with it ends then. */
+  expiresAt: number;
+}
+
 /**
  * Verifies user JWTs (HS256, exp required, sub = decimal user id) and loads
  * the user. Found users are cached briefly so hot paths (typing, posting)
@@ -58,7 +74,7 @@ export class UserAuthenticator {
    * of writes with the same token skips the HMAC. Bounded; entries live at most a minute
    * and never past the token's own `exp`.
    */
-  private readonly verified = new Map<string, { id: number; expMs: number; until: number }>();
+  private readonly verified = new Map<string, VerifiedToken>();
 
   constructor(
     secret: string,
@@ -75,6 +91,16 @@ export class UserAuthenticator {
   }
 
   async authenticate(headers: IncomingHttpHeaders): Promise<User> {
+    return this.userOf((await this.verifiedToken(headers)).id);
+  }
+
+  /** As `authenticate`, with the token's expiry (for streams, which must end with it). */
+  async session(headers: IncomingHttpHeaders): Promise<Session> {
+    const token = await this.verifiedToken(headers);
+    return { user: await this.userOf(token.id), expiresAt: token.expMs };
+  }
+
+  private verifiedToken(headers: IncomingHttpHeaders): Promise<VerifiedToken> {
     const token = tokenFrom(headers);
     if (!token)
       throw new AuthError(
@@ -82,7 +108,10 @@ export class UserAuthenticator {
         'unauthenticated',
         'a bearer token or access_token cookie is required',
       );
-    const id = await this.subjectOf(token);
+    return this.verify(token);
+  }
+
+  private async userOf(id: number): Promise<User> {
     const hit = this.cache.get(id);
     if (hit && hit.until > Date.now()) return hit.user;
     const user = await this.findUser(id);
@@ -92,13 +121,13 @@ export class UserAuthenticator {
     return user;
   }
 
-  /** The user id a valid token names (HS256, `exp` and a decimal `sub` required). */
-  private async subjectOf(token: string): Promise<number> {
+  /** Verifies a token (HS256, `exp` and a decimal `sub` required). */
+  private async verify(token: string): Promise<VerifiedToken> {
     const now = Date.now();
     const seen = this.verified.get(token);
     if (seen && seen.until > now) {
       if (seen.expMs <= now) throw new AuthError(401, 'unauthenticated', 'token expired');
-      return seen.id;
+      return seen;
     }
     let sub: string | undefined;
     let exp: number | undefined;
@@ -117,10 +146,10 @@ export class UserAuthenticator {
     if (!sub || !SUB.test(sub) || Number(sub) > 2147483647) {
       throw new AuthError(401, 'unauthenticated', 'token subject is not a user id');
     }
-    const id = Number(sub);
+    const verified = { id: Number(sub), expMs: (exp ?? 0) * 1000, until: now + 60_000 };
     if (this.verified.size >= 20000) this.verified.clear();
-    this.verified.set(token, { id, expMs: (exp ?? 0) * 1000, until: now + 60_000 });
-    return id;
+    this.verified.set(token, verified);
+    return verified;
   }
 
   /** Drops a cached user after the catalogue changed it on this replica. */

@@ -16,8 +16,10 @@ export interface Config {
   authSecret: string | undefined;
   adminToken: string | undefined;
   heartbeatMs: number;
+  /** Time for a request's headers and body to arrive (an open stream is not in progress). */
+  requestTimeoutMs: number;
   corsOrigins: string[];
-  /** Serve the demo page and the demo sign-in (embedded default, or DEMO_PAGE=true; never in production sign-in). */
+  /** Serve the demo page and the demo sign-in (embedded default, or DEMO_PAGE=true); never in production. */
   demoPage: boolean;
   /** SSE `retry:` hint sent at connect. */
   sseRetryMs: number;
@@ -86,8 +88,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     AUTH_SECRET: z.string().min(16, 'AUTH_SECRET must be at least 16 characters').optional(),
     ADMIN_TOKEN: z.string().min(16, 'ADMIN_TOKEN must be at least 16 characters').optional(),
     HEARTBEAT_MS: intFrom('HEARTBEAT_MS', 15000, 10),
+    REQUEST_TIMEOUT_MS: intFrom('REQUEST_TIMEOUT_MS', 10000, 100),
     CORS_ORIGINS: z.string().optional(),
-    DEMO_PAGE: boolFrom(embedded),
+    // The demo signs anyone in as anyone: off in production, where DEMO_PAGE=true is refused below.
+    DEMO_PAGE: boolFrom(embedded && !production),
     SSE_RETRY_MS: intFrom('SSE_RETRY_MS', 2000, 0),
     EVENT_RETENTION_MS: intFrom('EVENT_RETENTION_MS', 24 * 3600 * 1000, 1000),
     EVENT_PRUNE_INTERVAL_MS: intFrom('EVENT_PRUNE_INTERVAL_MS', 60_000, 100),
@@ -114,11 +118,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('AUTH_SECRET is required when NODE_ENV=production');
   if (production && !v.ADMIN_TOKEN)
     throw new ConfigError('ADMIN_TOKEN is required when NODE_ENV=production');
+  if (production && v.DEMO_PAGE)
+    throw new ConfigError('DEMO_PAGE cannot be on when NODE_ENV=production (its sign-in is open)');
   return {
     nodeEnv,
     production,
     port: v.PORT,
-    host: v.HOST ?? '0.0.0.0',
+    // The embedded default outside production serves the demo sign-in: this machine only.
+    host: v.HOST ?? (embedded && !production ? '127.0.0.1' : '0.0.0.0'),
     databaseUrl: v.DATABASE_URL,
     dataDir: v.DATA_DIR ?? './data',
     dbPreparedStatements: v.DB_PREPARED_STATEMENTS,
@@ -126,6 +133,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authSecret: v.AUTH_SECRET,
     adminToken: v.ADMIN_TOKEN,
     heartbeatMs: v.HEARTBEAT_MS,
+    requestTimeoutMs: v.REQUEST_TIMEOUT_MS,
     corsOrigins: (v.CORS_ORIGINS ?? '')
       .split(',')
       .map((s) => s.trim())

@@ -1,4 +1,12 @@
-import { mentionedUsernames } from './mentions';
+import {
+  commentDeletedData,
+  commentEditedData,
+  mentionData,
+  newCommentData,
+  reviseForEdit,
+  scrubForDelete,
+} from './event-payloads';
+import { MAX_MENTIONED_USERS, mentionedUsernames } from './mentions';
 import {
   DomainError,
   type Comment,
@@ -69,7 +77,7 @@ export class CommentService {
         throw new DomainError(400, 'invalid_parent', 'parent_id must name a comment on this track');
       }
     }
-    const mentioned = await this.catalog.findUsersByUsername(mentionedUsernames(input.content));
+    const mentioned = await this.mentionedUsers(input.content);
     const recipients = mentionRecipients(
       author.id,
       mentioned.map((u) => u.id),
@@ -100,7 +108,7 @@ export class CommentService {
     if (current.user.id !== editor.id) {
       throw new DomainError(403, 'forbidden', 'only the author can edit a comment');
     }
-    const mentioned = await this.catalog.findUsersByUsername(mentionedUsernames(content));
+    const mentioned = await this.mentionedUsers(content);
     const committed = await this.comments.edit(
       commentId,
       { content, mentionUserIds: mentioned.map((u) => u.id) },
@@ -108,20 +116,13 @@ export class CommentService {
         {
           stream: trackStream(comment.track_id),
           type: 'comment_edited',
-          data: {
-            type: 'comment_edited',
-            track_id: comment.track_id,
-            comment_id: comment.id,
-            content: comment.content,
-            timestamp: comment.timestamp,
-            is_edited: true,
-            last_edited_at: comment.last_edited_at,
-          },
+          data: commentEditedData(comment),
         },
         ...added
           .filter((userId) => userId !== editor.id)
           .map((userId) => mentionEvent(userId, comment, editor)),
       ],
+      reviseForEdit,
     );
     if (!committed) throw notFound('comment');
     this.onCommitted(committed.events);
@@ -142,15 +143,31 @@ export class CommentService {
         "only the author, the album's creator or the team can delete a comment",
       );
     }
-    const committed = await this.comments.delete(commentId, (ids) =>
-      ids.map((id) => ({
-        stream: trackStream(track.id),
-        type: 'comment_deleted' as const,
-        data: { type: 'comment_deleted' as const, track_id: track.id, comment_id: id },
-      })),
+    const committed = await this.comments.delete(
+      commentId,
+      (ids) =>
+        ids.map((id) => ({
+          stream: trackStream(track.id),
+          type: 'comment_deleted' as const,
+          data: commentDeletedData(track.id, id),
+        })),
+      scrubForDelete,
     );
     if (!committed) throw notFound('comment');
     this.onCommitted(committed.events);
+  }
+
+  /** The existing users `content` names; more than MAX_MENTIONED_USERS is refused. */
+  private async mentionedUsers(content: string): Promise<User[]> {
+    const users = await this.catalog.findUsersByUsername(mentionedUsernames(content));
+    if (users.length > MAX_MENTIONED_USERS) {
+      throw new DomainError(
+        400,
+        'too_many_mentions',
+        `a comment may name at most ${MAX_MENTIONED_USERS} users (it names ${users.length})`,
+      );
+    }
+    return users;
   }
 
   async requireTrack(trackId: string) {
@@ -171,19 +188,8 @@ export function mentionRecipients(
   return [...ids];
 }
 
-const newCommentData = (comment: Comment) => ({
-  type: 'new_comment' as const,
-  track_id: comment.track_id,
-  comment,
-});
-
 const mentionEvent = (userId: number, comment: Comment, from: User): NewEvent => ({
   stream: userStream(userId),
   type: 'mention',
-  data: {
-    type: 'mention',
-    track_id: comment.track_id,
-    comment,
-    from_user: { id: from.id, username: from.username },
-  },
+  data: mentionData(userId, comment, from),
 });

@@ -10,3 +10,9 @@ export function mentionedUsernames(content: string): string[] {
   for (const match of content.matchAll(MENTION)) names.add(match[1]!);
   return [...names];
 }
+
+/**
+ * Most distinct existing users one comment may name (contract section 7, "Bounded fan-out per
+ * request"): each named user costs a stored event and a publish.
+ */
+export const MAX_MENTIONED_USERS = 20;

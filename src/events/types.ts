@@ -39,6 +39,11 @@ export interface BusMessage {
 
 export const trackStream = (trackId: string): string => `track:${trackId}`;
 export const userStream = (userId: number): string => `user:${userId}`;
+/** The user whose personal stream `stream` is; null for any other stream. */
+export const userOfStream = (stream: string): number | null => {
+  const id = /^user:(\d+)$/.exec(stream)?.[1];
+  return id === undefined ? null : Number(id);
+};
 
 /** Head of a stream in the log: the last seq handed out and the oldest still retained. */
 export interface StreamHeadInfo {
@@ -59,6 +64,7 @@ export interface EventLogReader {
 export interface Outbox {
   /** Committed events not yet marked published and older than `olderThanMs`, oldest first. */
   unpublished(olderThanMs: number, limit: number): Promise<StoredEvent[]>;
+  /** Events an edit or a delete is rewriting right now are skipped: the relay sends them again. */
   markPublished(events: Pick<StoredEvent, 'stream' | 'seq'>[]): Promise<void>;
   /** Deletes events created before `before`; advances each stream's retainedFrom. */
   pruneBefore(before: Date): Promise<number>;

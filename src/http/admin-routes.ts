@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import type { CatalogStore } from '../store/catalog-store';
 import { sendError } from './errors';
 import {
@@ -10,10 +10,11 @@ import {
   adminUserBody,
   parseBody,
 } from './validation';
+import { exactRouter } from './exact-routing';
 
 /** Catalogue upserts for the main application (contract section 4). Mounted behind `requireAdmin`. */
 export function adminRoutes(catalog: CatalogStore, onUserChanged: (id: number) => void): Router {
-  const router = Router();
+  const router = exactRouter();
   router.use(acceptBodies('json'));
 
   router.put('/users/:userId', async (req, res) => {

@@ -2,10 +2,15 @@ import type { NextFunction, Request, Response } from 'express';
 import type { AdminAuthenticator, UserAuthenticator } from '../auth/authenticate';
 import type { User } from '../domain/types';
 
-/** Authenticates the caller as a user; the user is on `res.locals.user`. */
+/**
+ * Authenticates the caller as a user; the user is on `res.locals.user`, the token's expiry
+ * (epoch ms) on `res.locals.tokenExpiresAt`.
+ */
 export function requireUser(auth: UserAuthenticator) {
   return async (req: Request, res: Response, next: NextFunction) => {
-    res.locals.user = await auth.authenticate(req.headers);
+    const session = await auth.session(req.headers);
+    res.locals.user = session.user;
+    res.locals.tokenExpiresAt = session.expiresAt;
     next();
   };
 }
@@ -18,3 +23,6 @@ export function requireAdmin(auth: AdminAuthenticator) {
 }
 
 export const currentUser = (res: Response): User => res.locals.user as User;
+
+/** When the caller's token expires (epoch ms): a stream opened with it ends then. */
+export const tokenExpiresAt = (res: Response): number => res.locals.tokenExpiresAt as number;

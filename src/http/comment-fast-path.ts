@@ -3,6 +3,7 @@ import type { UserAuthenticator } from '../auth/authenticate';
 import type { CommentService } from '../domain/comment-service';
 import type { User } from '../domain/types';
 import type { Metrics } from '../metrics/metrics';
+import { refusesCrossOrigin, trustedOriginSet } from './cross-origin';
 import { errorAnswer, INTERNAL_ERROR, invalidJson } from './errors';
 import type { FastPath, LeanHttp } from './lean-http';
 import { requestIdOf } from './logging';
@@ -55,10 +56,11 @@ function parseJsonBody(text: string): unknown {
  * `POST /api/tracks/:trackId/comments` with a JSON body, the write every listener's comment
  * takes, without express: under load the framework's per-request work (router, body parsers,
  * pino-http's per-request logger, header middlewares) cost as much CPU as the comment's own
- * work. Like the stream path it takes only the plain case — exact path, JSON body of a known
- * length, valid user, existing track — and hands anything else to the app before reading the
- * body, so the app answers it exactly as before. From the body on it answers itself, with the
- * app's validation, error bodies, headers, access-log line and request metric.
+ * work. Like the stream path it takes only the plain case — exact path, not a cross-site write,
+ * JSON body of a known length, valid user, existing track — and hands anything else to the
+ * app before reading the body, so the app answers it exactly as before. From the body on it
+ * answers itself, with the app's validation, error bodies, headers, access-log line and
+ * request metric.
  */
 export function commentCreateFastPath(
   lean: LeanHttp,
@@ -66,8 +68,11 @@ export function commentCreateFastPath(
     userAuth: Pick<UserAuthenticator, 'authenticate'>;
     comments: Pick<CommentService, 'requireTrack' | 'create'>;
     metrics: Metrics;
+    /** `CORS_ORIGINS`: the origins the app's cross-origin rule trusts. */
+    trustedOrigins: readonly string[];
   },
 ): FastPath {
+  const trusted = trustedOriginSet(deps.trustedOrigins);
   const serve = async (req: IncomingMessage, res: ServerResponse, trackId: string) => {
     const endTimer = deps.metrics.httpDuration.startTimer();
     let user: User;
@@ -116,7 +121,8 @@ export function commentCreateFastPath(
     const url = req.url ?? '';
     if (req.method !== 'POST' || !url.startsWith('/api/tracks/')) return false;
     const m = TRACK_COMMENTS.exec(url);
-    if (!m || !hasPlainJsonBody(req)) return false;
+    // A refused cross-site write is the app's to answer (403), with the same rule code.
+    if (!m || refusesCrossOrigin(req, trusted) || !hasPlainJsonBody(req)) return false;
     let trackId: string;
     try {
       trackId = decodeURIComponent(m[1]!);

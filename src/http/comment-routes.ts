@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import type { CommentService } from '../domain/comment-service';
 import { currentUser } from './auth-middleware';
 import {
@@ -14,10 +14,11 @@ import {
   parseQuery,
   trackIdParam,
 } from './validation';
+import { exactRouter } from './exact-routing';
 
 /** Comment REST endpoints (contract section 4). Mounted behind `requireUser`. */
 export function commentRoutes(comments: CommentService): Router {
-  const router = Router();
+  const router = exactRouter();
 
   router.get('/tracks/:trackId/comments', async (req, res) => {
     const trackId = trackIdParam(req);

@@ -1,10 +1,11 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { TrackContext, User } from '../domain/types';
+import { exactRouter } from './exact-routing';
 
 /**
  * Sign-in for the demo page at `/`: pick a demo user, get an `access_token` cookie.
- * Mounted at `/api/demo` only when the demo page is on and NODE_ENV !== 'production'
+ * Mounted at `/api/demo` only when the demo page is on, which is never in production
  * (anyone may become anyone here: it is a demo, not an identity provider).
  */
 
@@ -33,11 +34,12 @@ const sessionBody = z
   .object({
     // Form posts send strings; JSON may send either.
     user_id: z.union([
-      z.number().int().positive(),
+      z.number().int().positive().max(2147483647, 'user_id is too large'),
       z
         .string()
         .regex(/^[1-9][0-9]{0,9}$/, 'user_id must be a positive integer')
-        .transform(Number),
+        .transform(Number)
+        .pipe(z.number().max(2147483647, 'user_id is too large')), // int4: the query's type
     ]),
   })
   .strict();
@@ -81,8 +83,20 @@ function refuseCrossSite(req: Request, res: Response, next: NextFunction): void 
   next();
 }
 
+/**
+ * Stands at `/api/demo` when the demo is off (always in production): every path there is 404
+ * before any authentication, the same answer as a path that never existed.
+ */
+export function demoNotServed(): express.Router {
+  const router = exactRouter();
+  router.use((req, res) => {
+    sendError(res, 404, 'not_found', `no route for ${req.method} ${req.baseUrl}${req.path}`);
+  });
+  return router;
+}
+
 export function createDemoRouter(deps: DemoRouterDeps): express.Router {
-  const router = express.Router();
+  const router = exactRouter();
   const cookieOptions = {
     httpOnly: true,
     sameSite: 'lax' as const,

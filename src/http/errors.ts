@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { AuthError } from '../auth/authenticate';
 import { DomainError } from '../domain/types';
+import { isDatabaseUnavailable } from '../store/db-errors';
 
 /** An error with the contract's body: `{"error":{"code","message"}}`. */
 export class HttpError extends Error {
@@ -70,6 +71,7 @@ export function errorAnswer(err: unknown): ErrorAnswer | 'aborted' | null {
   }
   if (err instanceof z.ZodError)
     return { status: 400, code: 'invalid_input', message: describeZodError(err) };
+  if (isDatabaseUnavailable(err)) return DATABASE_UNAVAILABLE;
   const bp = err as BodyParserError;
   switch (bp?.type) {
     case 'entity.too.large':
@@ -91,6 +93,17 @@ export function errorAnswer(err: unknown): ErrorAnswer | 'aborted' | null {
   }
   return null;
 }
+
+/**
+ * The database cannot be reached (contract section 4): answered at once, and the pool
+ * reconnects on the next request, so a client may retry within a second.
+ */
+export const DATABASE_UNAVAILABLE: ErrorAnswer = {
+  status: 503,
+  code: 'unavailable',
+  message: 'the service is temporarily unavailable; retry shortly',
+  headers: { 'Retry-After': '1' },
+};
 
 export const INTERNAL_ERROR: ErrorAnswer = {
   status: 500,

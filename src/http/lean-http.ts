@@ -2,7 +2,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { Express, Request } from 'express';
 import type { Logger } from 'pino';
 import type { HeaderStep } from '../app';
-import { INTERNAL_ERROR } from './errors';
+import { errorAnswer, INTERNAL_ERROR } from './errors';
 import { redactUrl } from './logging';
 
 /**
@@ -107,12 +107,15 @@ export class LeanHttp {
 
   /** Last resort when a lean path fails unexpectedly: a 500, or a cut stream once it started. */
   failed(req: IncomingMessage, res: ServerResponse, err: unknown): void {
-    this.logger.error({ err, method: req.method, url: redactUrl(req.url) }, 'unhandled error');
-    if (res.headersSent) {
+    const known = errorAnswer(err);
+    if (known === null)
+      this.logger.error({ err, method: req.method, url: redactUrl(req.url) }, 'unhandled error');
+    if (res.headersSent || known === 'aborted') {
       res.destroy();
       return;
     }
-    const { status, code, message } = INTERNAL_ERROR;
-    this.sendJson(res, status, {}, { error: { code, message } });
+    // A refusal that escaped its handler (the database going away mid-way) keeps its own answer.
+    const { status, code, message, headers = {} } = known ?? INTERNAL_ERROR;
+    this.sendJson(res, status, headers, { error: { code, message } });
   }
 }

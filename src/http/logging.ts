@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from 'pino';
+import pino, { type Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 
 const SECRET_PARAMS = /([?&](?:access_token|token|jwt|id_token|auth|authorization)=)[^&#]*/gi;
@@ -8,6 +8,17 @@ const SECRET_PARAMS = /([?&](?:access_token|token|jwt|id_token|auth|authorizatio
 /** A URL fit for logs: token-like query values replaced. */
 export const redactUrl = (url: string | undefined) =>
   (url ?? '').replace(SECRET_PARAMS, '$1[REDACTED]');
+
+/**
+ * The service's logger (JSON lines on stdout). Nothing logs headers or the configuration; the
+ * censored fields are a safety net, kept short because each path costs time on every line.
+ */
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    redact: { paths: ['*.authorization', '*.cookie', '*.password'], censor: '[REDACTED]' },
+  });
+}
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 

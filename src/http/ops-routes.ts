@@ -1,5 +1,6 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import type { Metrics } from '../metrics/metrics';
+import { exactRouter } from './exact-routing';
 
 export interface ReadinessCheck {
   /** Each dependency's state; ready only when all are true. */
@@ -8,7 +9,7 @@ export interface ReadinessCheck {
 
 /** /healthz (the process lives), /readyz (database and bus answer, not draining), /metrics. */
 export function opsRoutes(deps: { readiness: ReadinessCheck; metrics: Metrics }): Router {
-  const router = Router();
+  const router = exactRouter();
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });

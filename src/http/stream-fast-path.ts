@@ -1,8 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import querystring from 'node:querystring';
-import type { UserAuthenticator } from '../auth/authenticate';
+import type { Session, UserAuthenticator } from '../auth/authenticate';
 import type { CommentService } from '../domain/comment-service';
-import type { User } from '../domain/types';
 import { trackStream, userStream } from '../events/types';
 import type { FastPath, LeanHttp } from './lean-http';
 import { requestIdOf } from './logging';
@@ -26,7 +25,7 @@ const ME_EVENTS = '/api/me/events';
 export function streamOpenFastPath(
   lean: LeanHttp,
   deps: {
-    userAuth: Pick<UserAuthenticator, 'authenticate'>;
+    userAuth: Pick<UserAuthenticator, 'session'>;
     comments: Pick<CommentService, 'requireTrack'>;
     hub: StreamGateway;
   },
@@ -37,9 +36,9 @@ export function streamOpenFastPath(
     trackId: string | null,
     query: string,
   ): Promise<void> => {
-    let user: User;
+    let session: Session;
     try {
-      user = await deps.userAuth.authenticate(req.headers);
+      session = await deps.userAuth.session(req.headers);
       if (trackId !== null) await deps.comments.requireTrack(trackId);
     } catch {
       // The app answers refusals (401, 404, 503 …) with its own body, headers and log line.
@@ -49,12 +48,14 @@ export function streamOpenFastPath(
     const id = requestIdOf(req);
     const headers = await lean.responseHeaders(req);
     headers['X-Request-Id'] = id;
+    const user = session.user;
     await deps.hub.open(req, res, {
       stream: trackId !== null ? trackStream(trackId) : userStream(user.id),
       kind: trackId !== null ? 'track' : 'user',
       trackId,
       userId: user.id,
       lastEventId: lastEventIdOf(req, querystring.parse(query)),
+      expiresAt: session.expiresAt,
       headers,
     });
     const status = res.statusCode;

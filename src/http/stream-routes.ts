@@ -1,10 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Router, type RequestHandler } from 'express';
+import type { RequestHandler, Router } from 'express';
 import type { CommentService } from '../domain/comment-service';
 import { trackStream, userStream, type EventData } from '../events/types';
-import { currentUser } from './auth-middleware';
+import { currentUser, tokenExpiresAt } from './auth-middleware';
 import { acceptBodies, parseBody, trackIdParam, typingBody } from './validation';
 import { HttpError } from './errors';
+import { exactRouter } from './exact-routing';
 
 /** What the HTTP layer needs from the stream hub. */
 export interface StreamGateway {
@@ -17,6 +18,8 @@ export interface StreamGateway {
       trackId: string | null;
       userId: number;
       lastEventId: string | undefined;
+      /** The token's `exp` (epoch ms): the stream is ended then. */
+      expiresAt?: number;
       headers?: Readonly<Record<string, string | string[]>>;
     },
   ): Promise<void>;
@@ -41,7 +44,7 @@ export function streamRoutes(deps: {
   typingLimit: RequestHandler;
   typingExpiresMs: number;
 }): Router {
-  const router = Router();
+  const router = exactRouter();
 
   router.get('/tracks/:trackId/events', async (req, res) => {
     const trackId = trackIdParam(req);
@@ -53,6 +56,7 @@ export function streamRoutes(deps: {
       trackId,
       userId: currentUser(res).id,
       lastEventId: lastEventIdOf(req, req.query as Record<string, unknown>),
+      expiresAt: tokenExpiresAt(res),
     });
   });
 
@@ -65,6 +69,7 @@ export function streamRoutes(deps: {
       trackId: null,
       userId: user.id,
       lastEventId: lastEventIdOf(req, req.query as Record<string, unknown>),
+      expiresAt: tokenExpiresAt(res),
     });
   });
 

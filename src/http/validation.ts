@@ -97,16 +97,24 @@ export function parseQuery<S extends z.ZodType>(req: Request, schema: S): z.outp
 
 // ---- field schemas (contract sections 3 and 4) -------------------------------------------------
 
+/**
+ * Text the database can store as sent: well-formed Unicode (a lone surrogate would be stored
+ * as U+FFFD, and `jsonb` refuses its JSON escape) and no NUL (PostgreSQL text cannot hold it).
+ * Refused here so that no client text ever becomes a database error.
+ */
+export const isStorableText = (s: string): boolean => s.isWellFormed() && !s.includes('\u0000');
+
+const STORABLE_TEXT = 'must be well-formed Unicode text without NUL characters';
+
 export const contentField = z
   .string({ error: 'content is required and must be a string' })
+  .refine(isStorableText, `content ${STORABLE_TEXT}`)
   .transform((s) => s.trim())
   .pipe(
     z
       .string()
       .min(1, 'content must not be empty')
-      .max(2000, 'content must be at most 2000 characters')
-      // PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
-      .refine((s) => !s.includes('\u0000'), 'content must not contain NUL characters'),
+      .max(2000, 'content must be at most 2000 characters'),
   );
 
 export const timestampField = z
@@ -134,6 +142,7 @@ export const typingBody = z.strictObject({
   is_typing: z.boolean({ error: 'is_typing must be true or false' }),
 });
 
+// The alphabet is ASCII: no lone surrogate or NUL can pass it.
 export const usernameField = z
   .string({ error: 'username is required' })
   .regex(/^[A-Za-z0-9_]{1,32}$/, 'username must be 1-32 characters of A-Z, a-z, 0-9 or _');
@@ -146,10 +155,10 @@ export const adminUserBody = z.strictObject({
 
 const titleField = z
   .string({ error: 'title is required' })
+  .refine(isStorableText, `title ${STORABLE_TEXT}`)
   .trim()
   .min(1, 'title must not be empty')
-  .max(300, 'title must be at most 300 characters')
-  .refine((s) => !s.includes('\u0000'), 'title must not contain NUL characters');
+  .max(300, 'title must be at most 300 characters');
 
 export const adminAlbumBody = z.strictObject({
   title: titleField,
@@ -169,9 +178,14 @@ export const adminTrackBody = z.strictObject({
 
 // ---- path parameters --------------------------------------------------------------------------
 
-const TRACK_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Contract section 7: track ids are opaque strings of 1-128 characters of this alphabet. */
+const TRACK_ID = /^[A-Za-z0-9\-._~:]{1,128}$/;
+const TRACK_ID_RULE = 'trackId must be 1-128 characters of A-Z a-z 0-9 - . _ ~ :';
 
-/** Track ids are opaque; anything outside the id alphabet cannot name a track. */
+/**
+ * The one definition of a track id (express routes and the lean paths alike); anything
+ * outside the alphabet cannot name a track.
+ */
 export const isTrackId = (id: string): boolean => TRACK_ID.test(id);
 
 /** The `:trackId` route parameter; 404 when it cannot name a track. */
@@ -201,13 +215,7 @@ export function adminIntIdParam(req: Request, name: string): number {
 
 export function adminTrackIdParam(req: Request): string {
   const id = String(req.params.trackId ?? '');
-  if (!isTrackId(id)) {
-    throw new HttpError(
-      400,
-      'invalid_id',
-      'trackId must be 1-128 characters of A-Z a-z 0-9 . _ : -',
-    );
-  }
+  if (!isTrackId(id)) throw new HttpError(400, 'invalid_id', TRACK_ID_RULE);
   return id;
 }
 

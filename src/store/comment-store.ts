@@ -1,5 +1,5 @@
 import type { Db, SqlQuery, Tx } from './prisma';
-import { appendEvents, type NewEvent } from './event-log';
+import { appendEvents, rewriteCommentEvents, type NewEvent } from './event-log';
 import { isForeignKeyViolation } from './db-errors';
 import type { StoredEvent } from '../events/types';
 import {
@@ -39,20 +39,26 @@ const toComment = (r: CommentRow): Comment => ({
  * The comment, its mentions and its events in one statement. Parameters: $1 track, $2 author,
  * $3 content, $4 timestamp, $5 parent (or null), $6 created_at, $7 mentioned user ids, and the
  * events as parallel arrays: $8 streams, $9 types, $10 data (JSON text, comment id patched in).
+ *
+ * Lock order (the same in every write: comment rows, then stored events, then stream heads):
+ * the parent's key-share lock is taken explicitly, before any stream head. The foreign key
+ * would take it only at the end of the statement, after the heads, the reverse of a delete's
+ * order: a reply racing its parent's delete then deadlocked. Waiting here for a delete of the
+ * parent, the reply finds no parent once it committed and inserts nothing (invalid_parent).
  */
 const CREATE_COMMENT_SQL = `
   WITH c AS (
     INSERT INTO comments (track_id, user_id, content, "timestamp", parent_id, created_at)
     SELECT $1::text, $2::int, $3::text, $4::float8, $5::int, $6::timestamptz
     WHERE $5::int IS NULL OR EXISTS (
-      SELECT 1 FROM comments p WHERE p.id = $5::int AND p.track_id = $1::text)
+      SELECT 1 FROM comments p WHERE p.id = $5::int AND p.track_id = $1::text FOR KEY SHARE)
     RETURNING id
   ), m AS (
     INSERT INTO comment_mentions (comment_id, user_id)
     SELECT c.id, u FROM c, unnest($7::int[]) AS u
   ), ev AS (
     SELECT e.stream, e.type, jsonb_set(e.data::jsonb, '{comment,id}', to_jsonb(c.id)) AS data,
-           e.ord,
+           c.id AS comment_id, e.ord,
            row_number() OVER (PARTITION BY e.stream ORDER BY e.ord) AS k,
            count(*) OVER (PARTITION BY e.stream) AS n
     FROM c, unnest($8::varchar[], $9::varchar[], $10::text[]) WITH ORDINALITY AS e(stream, type, data, ord)
@@ -62,8 +68,9 @@ const CREATE_COMMENT_SQL = `
     ON CONFLICT (stream) DO UPDATE SET last_seq = sh.last_seq + EXCLUDED.last_seq
     RETURNING stream, last_seq
   ), ins AS (
-    INSERT INTO stream_events (stream, seq, type, data)
-    SELECT ev.stream, h.last_seq - ev.n + ev.k, ev.type, ev.data FROM ev JOIN h USING (stream)
+    INSERT INTO stream_events (stream, seq, type, data, comment_id)
+    SELECT ev.stream, h.last_seq - ev.n + ev.k, ev.type, ev.data, ev.comment_id
+    FROM ev JOIN h USING (stream)
   )
   SELECT c.id AS comment_id, ev.ord, h.last_seq - ev.n + ev.k AS seq
   FROM c, ev JOIN h USING (stream)`;
@@ -186,11 +193,16 @@ export class CommentStore {
     return { result: comment, events: stored };
   }
 
-  /** Replaces content and the mention set; `eventsFor` learns which mentions are new. */
+  /**
+   * Replaces content and the mention set; `eventsFor` learns which mentions are new.
+   * `reviseEarlier` rewrites the comment's stored events to its current content, in the same
+   * transaction, so no replay serves the superseded text.
+   */
   async edit(
     id: number,
     input: { content: string; mentionUserIds: number[] },
     eventsFor: (comment: Comment, addedMentionIds: number[]) => NewEvent[],
+    reviseEarlier: (event: StoredEvent, comment: Comment) => EventData,
   ): Promise<Committed<Comment> | null> {
     return this.db.$transaction(async (tx) => {
       // Serialises edits and deletes of this comment: the mention diff below is computed from
@@ -217,19 +229,26 @@ export class CommentStore {
         include: commentInclude,
       });
       const comment = toComment(row);
+      await rewriteCommentEvents(tx, [id], (event) => reviseEarlier(event, comment));
       return { result: comment, events: await appendEvents(tx, eventsFor(comment, added)) };
     });
   }
 
-  /** Deletes a comment and, with it, its replies (at any depth). */
+  /**
+   * Deletes a comment and, with it, its replies (at any depth). `scrubEarlier` rewrites their
+   * stored events without their content, in the same transaction ("deleted means gone").
+   */
   async delete(
     id: number,
     eventsFor: (deletedIds: number[]) => NewEvent[],
+    scrubEarlier: (event: StoredEvent) => EventData,
   ): Promise<Committed<number[]> | null> {
     return this.db.$transaction(async (tx) => {
+      // Lock order: comment rows, then their events, then stream heads (as every write).
       const ids = await lockThread(tx, id);
       if (ids.length === 0) return null;
       await tx.comment.delete({ where: { id } }); // replies go by ON DELETE CASCADE
+      await rewriteCommentEvents(tx, ids, scrubEarlier);
       return { result: ids, events: await appendEvents(tx, eventsFor(ids)) };
     });
   }

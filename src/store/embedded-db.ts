@@ -22,6 +22,7 @@ import { Worker } from 'node:worker_threads';
  * one client connection at a time: a second one waits up to CONNECT_WAIT_MS for the first to
  * close, then is refused (SQLSTATE 53300, like "too many clients"). Size the pg pool with
  * `maxConnections` (or spread `poolConfig`, which also keeps the idle connection open).
+ * Each connection starts on a fresh session (DISCARD ALL), as it would on PostgreSQL.
  */
 
 export interface EmbeddedDatabaseOptions {
@@ -101,7 +102,23 @@ function refuse(socket, code, message) {
   setTimeout(() => socket.destroy(), 2000).unref();
 }
 
+// Every connection shares PGlite's one session, so what a closed connection left in it would
+// reach the next one: above all its named prepared statements. pg's pool replaces a connection
+// after any failed statement, and the new one re-prepares the same names (tc_0 ...): with the
+// old ones still there each Parse fails with 42P05 "already exists", which replaces the
+// connection again, for ever. So each connection starts on a fresh session, as on PostgreSQL:
+// once the previous one's last query is done, its transaction is undone (pglite-socket does
+// this too, but a tick after the slot frees) and DISCARD ALL drops its prepared statements,
+// settings, temporary tables and advisory locks.
+async function freshSession() {
+  await db.runExclusive(async () => undefined);
+  if (db.isInTransaction()) await db.exec('ROLLBACK');
+  await db.exec('DISCARD ALL');
+}
+
 class PatientSocketServer extends PGLiteSocketServer {
+  // A connection whose session is being reset holds the slot until its handler is added.
+  resetting = 0;
   async start() {
     await super.start();
     if (this.server) this.server.maxConnections = workerData.maxConnections + 16;
@@ -109,7 +126,8 @@ class PatientSocketServer extends PGLiteSocketServer {
   async handleConnection(socket) {
     if (!(this.handlers instanceof Set)) return super.handleConnection(socket);
     const deadline = Date.now() + workerData.connectWaitMs;
-    while (this.active && this.handlers.size >= this.maxConnections && !socket.destroyed) {
+    const busy = () => this.handlers.size + this.resetting >= this.maxConnections;
+    while (this.active && busy() && !socket.destroyed) {
       if (Date.now() >= deadline) {
         return refuse(socket, '53300', 'the embedded database serves one connection at a time');
       }
@@ -117,6 +135,17 @@ class PatientSocketServer extends PGLiteSocketServer {
     }
     if (!this.active) return refuse(socket, '57P01', 'the embedded database is shutting down');
     if (socket.destroyed) return;
+    this.resetting++;
+    try {
+      await freshSession();
+    } catch (e) {
+      return refuse(socket, '57P03', 'the embedded database could not reset its session: ' + describe(e));
+    } finally {
+      this.resetting--;
+    }
+    if (!this.active) return refuse(socket, '57P01', 'the embedded database is shutting down');
+    if (socket.destroyed) return;
+    // Synchronously up to adding the handler: no other connection can take the slot meanwhile.
     return super.handleConnection(socket);
   }
 }

@@ -29,6 +29,12 @@ const toEvent = (r: EventRow): StoredEvent => ({
   data: r.data,
 });
 
+/** The comment an event is about: `comment.id` (new_comment, mention) or `comment_id`. */
+function commentIdOf(data: EventData): number | null {
+  const id = (data.comment as { id?: unknown } | undefined)?.id ?? data.comment_id;
+  return typeof id === 'number' ? id : null;
+}
+
 /**
  * Appends events inside the caller's transaction. The head row's UPDATE lock
  * is held until commit, so two writers of one stream are serialised and seqs
@@ -47,12 +53,52 @@ export async function appendEvents(tx: Tx, events: NewEvent[]): Promise<StoredEv
         ON CONFLICT (stream) DO UPDATE SET last_seq = stream_heads.last_seq + 1
         RETURNING last_seq
       )
-      INSERT INTO stream_events (stream, seq, type, data)
-      SELECT ${e.stream}, last_seq, ${e.type}, ${JSON.stringify(e.data)}::jsonb FROM head
+      INSERT INTO stream_events (stream, seq, type, data, comment_id)
+      SELECT ${e.stream}, last_seq, ${e.type}, ${JSON.stringify(e.data)}::jsonb,
+             ${commentIdOf(e.data)}::int
+      FROM head
       RETURNING seq`;
     out[i] = { stream: e.stream, seq: Number(rows[0]!.seq), type: e.type, data: e.data };
   }
   return out;
+}
+
+/**
+ * Rewrites the stored events of the given comments inside the caller's transaction: how an
+ * edit or a delete takes superseded or deleted content out of the history that replays,
+ * gap fills and the relay serve. Ids, order and types stay; `revise` returns the new data,
+ * or the same object to leave an event as it is. Returns how many events changed.
+ *
+ * Lock order: called after the comments are locked and before any stream head is, it locks
+ * the events in (stream, seq) order. The relay's marking and pruning skip locked events
+ * instead of waiting, so they cannot deadlock with it.
+ */
+export async function rewriteCommentEvents(
+  tx: Tx,
+  commentIds: number[],
+  revise: (event: StoredEvent) => EventData,
+): Promise<number> {
+  if (commentIds.length === 0) return 0;
+  const rows = await tx.$queryRaw<EventRow[]>`
+    SELECT stream, seq, type, data FROM stream_events
+    WHERE comment_id = ANY(${commentIds}::int[])
+    ORDER BY stream, seq FOR UPDATE`;
+  const streams: string[] = [];
+  const seqs: bigint[] = [];
+  const data: string[] = [];
+  for (const row of rows) {
+    const revised = revise(toEvent(row));
+    if (revised === row.data) continue;
+    streams.push(row.stream);
+    seqs.push(BigInt(row.seq));
+    data.push(JSON.stringify(revised));
+  }
+  if (streams.length === 0) return 0;
+  await tx.$executeRaw`
+    UPDATE stream_events SET data = r.data::jsonb
+    FROM unnest(${streams}::varchar[], ${seqs}::bigint[], ${data}::text[]) AS r(stream, seq, data)
+    WHERE stream_events.stream = r.stream AND stream_events.seq = r.seq`;
+  return streams.length;
 }
 
 /** Read side of the log plus the relay's outbox operations, over PostgreSQL. */
@@ -92,26 +138,44 @@ export class PrismaEventLog implements EventLogReader, Outbox {
     if (events.length === 0) return;
     const streams = events.map((e) => e.stream);
     const seqs = events.map((e) => BigInt(e.seq));
+    // Events locked by an edit or a delete rewriting them are skipped, never waited for (lock
+    // order, see rewriteCommentEvents): they stay unpublished and the relay publishes them
+    // again, which subscribers ignore as duplicates.
     await this.db.$executeRaw`
       UPDATE stream_events SET published_at = now()
-      FROM unnest(${streams}::varchar[], ${seqs}::bigint[]) AS p(stream, seq)
-      WHERE stream_events.stream = p.stream AND stream_events.seq = p.seq
-        AND stream_events.published_at IS NULL`;
+      FROM (
+        SELECT e.stream, e.seq FROM stream_events e
+        JOIN unnest(${streams}::varchar[], ${seqs}::bigint[]) AS p(stream, seq)
+          ON e.stream = p.stream AND e.seq = p.seq
+        WHERE e.published_at IS NULL
+        FOR UPDATE OF e SKIP LOCKED
+      ) AS l
+      WHERE stream_events.stream = l.stream AND stream_events.seq = l.seq`;
   }
 
   /**
    * Drops events older than `before` and advances each touched stream's
    * retained_from past the highest pruned seq, so a resume from below it gets `reset`.
+   *
+   * Lock order: events being rewritten by an edit or a delete are skipped (pruned next time),
+   * never waited for; stream heads are locked in sorted order, as writers lock them.
    */
   async pruneBefore(before: Date): Promise<number> {
     const rows = await this.db.$queryRaw<{ pruned: bigint }[]>`
-      WITH gone AS (
-        DELETE FROM stream_events WHERE created_at < ${before} RETURNING stream, seq
+      WITH doomed AS MATERIALIZED (
+        SELECT stream, seq FROM stream_events WHERE created_at < ${before}
+        FOR UPDATE SKIP LOCKED
+      ), gone AS (
+        DELETE FROM stream_events e USING doomed d
+        WHERE e.stream = d.stream AND e.seq = d.seq RETURNING e.stream, e.seq
       ), tops AS (
         SELECT stream, max(seq) AS top, count(*) AS n FROM gone GROUP BY stream
+      ), locked AS MATERIALIZED (
+        SELECT h.stream FROM stream_heads h JOIN tops USING (stream)
+        ORDER BY h.stream FOR UPDATE OF h
       ), moved AS (
         UPDATE stream_heads h SET retained_from = GREATEST(h.retained_from, tops.top + 1)
-        FROM tops WHERE h.stream = tops.stream RETURNING tops.n
+        FROM tops JOIN locked USING (stream) WHERE h.stream = tops.stream RETURNING tops.n
       )
       SELECT COALESCE(sum(n), 0)::bigint AS pruned FROM moved`;
     return Number(rows[0]?.pruned ?? 0);

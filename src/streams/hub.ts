@@ -12,7 +12,10 @@ import type {
   StreamHeadInfo,
 } from '../events/types';
 import type { Metrics } from '../metrics/metrics';
+import { ExpiryWheel, type WheelLinks } from './expiry-wheel';
 import { PING_FRAME, encodeFrame, frameText, retryText } from './frames';
+import { BatchedHeadReads } from './head-reads';
+import { GAP, drained, resetFrame, storedBatches } from './replay-batches';
 import { takeOverSocket } from './socket-takeover';
 
 export type StreamKind = 'track' | 'user';
@@ -27,6 +30,8 @@ export interface StreamTarget {
   userId: number;
   /** `Last-Event-ID` header, else `?last_event_id=`; undefined → no replay. */
   lastEventId: string | undefined;
+  /** When the token the stream was opened with expires (epoch ms): the stream ends then. */
+  expiresAt?: number;
   /**
    * More response headers (security, CORS, request id) for the stream's or the
    * refusal's head. Passed here rather than set on `res` beforehand, an open
@@ -49,8 +54,11 @@ export interface StreamHubOptions {
 
 /** Events read from the log per query (replay, gap fill, catch-up). */
 const READ_BATCH = 500;
-/** A replay waits for the socket to drain above this many unsent bytes instead of piling up. */
-const REPLAY_HIGH_WATER = 64 * 1024;
+/**
+ * Replayed events go out in writes of at most this many bytes, and the next write waits for
+ * the socket to drain to this many unsent bytes (bounded by half of maxBufferBytes).
+ */
+const REPLAY_WRITE_BYTES = 64 * 1024;
 /** A replaying client that does not read for this long is dropped as slow. */
 const REPLAY_STALL_MS = 30_000;
 /** `retry:` sent on drain: reconnect soon, to another replica. */
@@ -86,17 +94,22 @@ function releaseHead(res: ServerResponse): void {
  * One open SSE connection. Kept deliberately small (no closures, no timers):
  * the hub holds thousands of these.
  */
-class Subscriber {
+class Subscriber implements WheelLinks<Subscriber> {
   /** Highest id written on this connection: ids are strictly increasing per connection. */
   lastSentSeq = 0;
   /** Resumed with a valid Last-Event-ID: the join must send the log tail first. */
   resumed = false;
-  /** No more writes (ended, destroyed or dropped). */
+  /** No more writes (ended, destroyed or dropped). Removed from the hub: not in `all`. */
   ended = false;
-  /** Removed from the hub's bookkeeping. */
-  removed = false;
-  /** The `connected` frame of a fresh subscriber, written when it joins the live set. */
+  /**
+   * What to write when it joins the live set: a fresh subscriber's `connected`, or a `reset`.
+   * Written then, every event committed after the client saw it reaches the client.
+   */
   greeting: string | null = null;
+  /** Its place in the hub's token-expiry wheel. */
+  wheelNext: Subscriber | null = null;
+  wheelPrev: Subscriber | null = null;
+  wheelDue = -1;
 
   constructor(
     readonly socket: Socket,
@@ -154,6 +167,7 @@ export class StreamHub {
   private readonly maxBufferBytes: number;
   private readonly maxStreamsPerUser: number;
   private readonly maxStreamsPerReplica: number;
+  private readonly replayWriteBytes: number;
 
   private readonly streams = new Map<string, StreamState>();
   private readonly all = new Set<Subscriber>();
@@ -161,11 +175,10 @@ export class StreamHub {
   private readonly counts: Record<StreamKind, number> = { track: 0, user: 0 };
   /** Per-stream chain of bus subscribe/unsubscribe calls, so they reach the bus in order. */
   private readonly busOps = new Map<string, Promise<void>>();
-  /** Heads requested in the current tick: one log query serves them all. */
-  private pendingHeads: Map<
-    string,
-    ((head: StreamHeadInfo | undefined, err?: unknown) => void)[]
-  > | null = null;
+  /** Ends each stream when its token expires: one timer for all of them. */
+  private readonly expiry = new ExpiryWheel<Subscriber>((sub) => this.expire(sub));
+  /** Heads requested in one tick: one log query serves them all. */
+  private readonly heads: BatchedHeadReads;
 
   private heartbeat: NodeJS.Timeout | null;
   private draining = false;
@@ -183,6 +196,8 @@ export class StreamHub {
     this.maxBufferBytes = opts.maxBufferBytes;
     this.maxStreamsPerUser = opts.maxStreamsPerUser;
     this.maxStreamsPerReplica = opts.maxStreamsPerReplica;
+    this.replayWriteBytes = Math.min(REPLAY_WRITE_BYTES, opts.maxBufferBytes / 2);
+    this.heads = new BatchedHeadReads(opts.log);
     this.bus.onMessage(this.onBusMessage);
     this.bus.onReconnect(() => {
       this.catchUp().catch((err: unknown) =>
@@ -249,6 +264,7 @@ export class StreamHub {
     const state = this.stateFor(target);
     const sub = new Subscriber(socket, state, target.userId);
     this.register(sub);
+    if (target.expiresAt !== undefined) this.expiry.add(sub, target.expiresAt);
     // `on`, not `once`: close fires once anyway, and a once-wrapper per stream costs memory.
     socket.on('close', () => this.remove(sub));
     socket.setTimeout(0); // an idle stream is normal; the heartbeat keeps proxies awake
@@ -356,7 +372,7 @@ export class StreamHub {
       } else {
         // Clients that never close their side are cut off after a grace period.
         this.drainTimer = setTimeout(() => {
-          for (const sub of subs) if (!sub.removed) sub.socket.destroy();
+          for (const sub of subs) if (this.all.has(sub)) sub.socket.destroy();
         }, DRAIN_GRACE_MS);
       }
     };
@@ -374,6 +390,7 @@ export class StreamHub {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
     this.clearDrainTimer();
+    this.expiry.close();
     for (const sub of [...this.all]) {
       sub.ended = true;
       sub.socket.destroy();
@@ -416,10 +433,9 @@ export class StreamHub {
 
   /** Idempotent: called on socket close, and directly when the hub closes a connection. */
   private remove(sub: Subscriber): void {
-    if (sub.removed) return;
-    sub.removed = true;
+    if (!this.all.delete(sub)) return;
     sub.ended = true;
-    this.all.delete(sub);
+    this.expiry.remove(sub);
     const left = (this.perUser.get(sub.userId) ?? 1) - 1;
     if (left > 0) this.perUser.set(sub.userId, left);
     else this.perUser.delete(sub.userId);
@@ -459,6 +475,12 @@ export class StreamHub {
     return true;
   }
 
+  /** The stream's token expired: the client reconnects with a fresh one and resumes. */
+  private expire(sub: Subscriber): void {
+    this.logger.debug({ stream: sub.state.stream }, 'token expired; stream ended');
+    this.end(sub);
+  }
+
   private dropSlow(sub: Subscriber): void {
     this.metrics.slowSubscriberDisconnects.inc();
     this.logger.debug(
@@ -471,7 +493,7 @@ export class StreamHub {
   }
 
   private readonly sendHeartbeat = (): void => {
-    // Not before `connected`: the contract puts it right after the retry hint.
+    // Not before `connected` (the contract puts it right after the retry hint) or a `reset`.
     for (const sub of this.all) if (sub.greeting === null) this.write(sub, PING_FRAME);
   };
 
@@ -496,93 +518,59 @@ export class StreamHub {
     if (lastEventId === null) {
       reason = 'invalid_last_event_id';
     } else {
-      head = (await this.readHead(state.stream)) ?? head;
+      head = (await this.heads.read(state.stream)) ?? head;
       if (lastEventId < head.retainedFrom - 1) reason = 'history_expired';
       else if (lastEventId > head.lastSeq) reason = 'unknown_last_event_id';
     }
     if (sub.ended) return;
     if (reason !== null || lastEventId === null) {
-      this.metrics.resets.inc();
-      this.metrics.eventsDelivered.inc({ type: 'reset' });
-      const data = JSON.stringify({ type: 'reset', track_id: state.trackId, reason });
-      this.write(sub, frameText(null, 'reset', data));
+      this.reset(sub, reason ?? 'invalid_last_event_id');
       return;
     }
     this.metrics.replays.inc();
     sub.resumed = true;
     sub.lastSentSeq = lastEventId;
-    while (!sub.ended && sub.lastSentSeq < head.lastSeq) {
+    // On past the head to what arrived live meanwhile: the join, unpaced, sends only the rest.
+    const upTo = () => Math.max(head.lastSeq, state.lastSeq);
+    while (!sub.ended && sub.resumed && sub.lastSentSeq < upTo()) {
       const events = await this.log.readAfter(state.stream, sub.lastSentSeq, READ_BATCH);
-      if (events.length === 0 || sub.ended) break;
-      const before = sub.lastSentSeq;
-      this.writeStored(sub, events, head.lastSeq);
-      if (sub.lastSentSeq === before) break; // nothing left at or below the head (pruned meanwhile)
-      await this.waitForDrain(sub);
+      if (sub.ended) break;
+      await this.writeStored(sub, events, upTo(), true);
     }
   }
 
-  /** Writes stored events with lastSentSeq < seq <= upTo as one write. */
-  private writeStored(sub: Subscriber, events: StoredEvent[], upTo: number): void {
-    let text = '';
-    let last = sub.lastSentSeq;
-    const sent: StoredEvent[] = [];
-    for (const e of events) {
-      if (e.seq <= last || e.seq > upTo) continue;
-      text += frameText(e.seq, e.type, JSON.stringify(e.data));
-      sent.push(e);
-      last = e.seq;
-    }
-    if (text === '' || !this.write(sub, text)) return;
-    sub.lastSentSeq = last;
-    for (const e of sent) this.metrics.eventsDelivered.inc({ type: e.type });
+  /** Ends the resume: `reset` goes out as the subscriber joins live (see greeting). */
+  private reset(sub: Subscriber, reason: string): void {
+    this.metrics.resets.inc();
+    this.metrics.eventsDelivered.inc({ type: 'reset' });
+    sub.resumed = false;
+    sub.greeting = resetFrame(sub.state.trackId, reason);
   }
 
-  private waitForDrain(sub: Subscriber): Promise<void> {
-    const socket = sub.socket;
-    const highWater = Math.min(REPLAY_HIGH_WATER, this.maxBufferBytes / 2);
-    if (sub.ended || socket.writableLength <= highWater) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        socket.off('drain', done);
-        socket.off('close', done);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        done();
-        if (!sub.ended) this.dropSlow(sub);
-      }, REPLAY_STALL_MS);
-      socket.on('drain', done);
-      socket.on('close', done);
-    });
-  }
-
-  /** Heads requested in one tick share one log query (reconnect storms after a deploy). */
-  private readHead(stream: string): Promise<StreamHeadInfo | undefined> {
-    return new Promise((resolve, reject) => {
-      if (!this.pendingHeads) {
-        this.pendingHeads = new Map();
-        setImmediate(() => this.flushHeadReads());
+  /**
+   * Writes the stored events with lastSentSeq < seq <= upTo, in writes bounded in bytes; when
+   * `paced`, each waits for the socket to drain. Where the seqs break (pruned after the head
+   * was read), the resume ends with `reset`: the client refetches, then gets live events.
+   */
+  private async writeStored(
+    sub: Subscriber,
+    events: StoredEvent[],
+    upTo: number,
+    paced: boolean,
+  ): Promise<void> {
+    for (const batch of storedBatches(events, sub.lastSentSeq, upTo, this.replayWriteBytes)) {
+      if (batch === GAP) {
+        this.reset(sub, 'history_expired');
+        return;
       }
-      const waiters = this.pendingHeads.get(stream) ?? [];
-      waiters.push((head, err) => (err === undefined ? resolve(head) : reject(err)));
-      this.pendingHeads.set(stream, waiters);
-    });
-  }
-
-  private flushHeadReads(): void {
-    const pending = this.pendingHeads;
-    this.pendingHeads = null;
-    if (!pending) return;
-    this.log.heads([...pending.keys()]).then(
-      (heads) => {
-        for (const [stream, waiters] of pending) for (const w of waiters) w(heads.get(stream));
-      },
-      (err: unknown) => {
-        for (const waiters of pending.values())
-          for (const w of waiters) w(undefined, err ?? new Error('heads failed'));
-      },
-    );
+      if (!this.write(sub, batch.text)) return;
+      sub.lastSentSeq = batch.lastSeq;
+      for (const type of batch.types) this.metrics.eventsDelivered.inc({ type });
+      if (paced && !(await drained(sub.socket, this.replayWriteBytes, REPLAY_STALL_MS))) {
+        if (!sub.ended) this.dropSlow(sub);
+        return;
+      }
+    }
   }
 
   // ---------------------------------------------------------------- per-stream state
@@ -731,7 +719,7 @@ export class StreamHub {
   /** Subscribe first, then read the head: nothing committed after the head read can be missed. */
   private async initStream(state: StreamState): Promise<void> {
     await this.busOp(state.stream, () => this.bus.subscribe(state.stream));
-    const head = await this.readHead(state.stream);
+    const head = await this.heads.read(state.stream);
     state.lastSeq = head?.lastSeq ?? 0;
     state.ready = true;
   }
@@ -753,10 +741,8 @@ export class StreamHub {
     }
     while (!sub.ended && sub.resumed && sub.lastSentSeq < state.lastSeq) {
       const events = await this.log.readAfter(state.stream, sub.lastSentSeq, READ_BATCH);
-      if (events.length === 0) break;
-      const before = sub.lastSentSeq;
-      this.writeStored(sub, events, state.lastSeq);
-      if (sub.lastSentSeq === before) break;
+      // Not paced: this runs in the stream's queue (a client that falls behind is dropped).
+      await this.writeStored(sub, events, state.lastSeq, false);
     }
     if (sub.ended) return;
     if (sub.greeting !== null) {
