@@ -14,16 +14,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
-import { startNginx, type RunningNginx } from '../test/support/nginx';
-import { startRedisServer } from '../test/support/redis-server';
+import { startNginx, type RunningNginx } from '../harness/nginx';
+import { startRedisServer } from '../harness/redis-server';
 import {
   startReplica,
   TEST_ADMIN_TOKEN,
   TEST_AUTH_SECRET,
   userToken,
   type Replica,
-} from '../test/support/replica';
-import { createTestDatabase } from '../test/support/test-db';
+} from '../harness/replica';
+import { createTestDatabase } from '../harness/test-db';
 import { nowMs, sleep } from './lib/clock';
 import { runLoad, type LoadPhase, type LoadResult } from './lib/load';
 import { parseOptions, usage, type BenchOptions } from './lib/options';

@@ -16,15 +16,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { adminPutOver, seedCatalog } from '../test/support/catalog';
-import {
-  TEST_ADMIN_TOKEN,
-  TEST_AUTH_SECRET,
-  freePort,
-  userToken,
-  waitFor,
-} from '../test/support/replica';
-import { createTestDatabase, type TestDatabase } from '../test/support/test-db';
+import { adminPutOver, seedCatalog } from '../harness/catalog';
+import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, userToken } from '../harness/replica';
+import { freePort } from '../harness/ports';
+import { waitFor } from '../harness/wait';
+import { createTestDatabase, type TestDatabase } from '../harness/test-db';
 import { readRssKb } from './lib/procstat';
 
 const ROOT = path.resolve(__dirname, '..');

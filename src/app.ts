@@ -1,8 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import express, { type Express, type RequestHandler, type Router } from 'express';
-import cors from 'cors';
-import helmet from 'helmet';
 import type { Logger } from 'pino';
 import type { Config } from './config/config';
 import type { Metrics } from './metrics/metrics';
@@ -12,14 +9,16 @@ import type { AdminAuthenticator, UserAuthenticator } from './auth/authenticate'
 import { requireAdmin, requireUser } from './http/auth-middleware';
 import { commentRoutes } from './http/comment-routes';
 import { adminRoutes } from './http/admin-routes';
-import { streamRoutes, type StreamGateway } from './http/stream-routes';
+import { streamRoutes } from './http/stream-routes';
+import { API_PREFIX, type StreamGateway } from './http/hot-endpoints';
 import { opsRoutes, type ReadinessCheck } from './http/ops-routes';
 import { typingRateLimit, type RedisCommand } from './http/rate-limits';
 import { errorHandler, sendError } from './http/errors';
 import { httpLogger } from './http/logging';
 import { crossOriginProtection } from './http/cross-origin';
 import { routeExactly } from './http/exact-routing';
-import { BODY_LIMIT_BYTES } from './http/validation';
+import { BODY_LIMIT_BYTES, jsonBodyParser } from './http/validation';
+import { responseHeaderSteps } from './http/response-headers';
 
 export interface AppDeps {
   config: Config;
@@ -47,32 +46,7 @@ function trustProxyValue(raw: string | undefined): boolean | number | string {
   return raw;
 }
 
-/** A middleware that only sets response headers; works on plain node:http requests too. */
-export type HeaderStep = (
-  req: IncomingMessage,
-  res: ServerResponse,
-  next: (err?: unknown) => void,
-) => void;
-
-/** Security headers, and CORS for the configured origins (credentials allowed). */
-export function responseHeaderSteps(config: Config): HeaderStep[] {
-  const steps: HeaderStep[] = [helmet()];
-  if (config.corsOrigins.length > 0) {
-    const allowed = new Set(config.corsOrigins);
-    steps.push(
-      cors({
-        origin: (origin, cb) => cb(null, origin !== undefined && allowed.has(origin)),
-        credentials: true,
-        allowedHeaders: ['Authorization', 'Content-Type', 'Last-Event-ID'],
-        methods: ['GET', 'POST', 'PATCH', 'DELETE'],
-        maxAge: 600,
-      }),
-    );
-  }
-  return steps;
-}
-
-/** Builds the HTTP app from injected parts (the composition root is main.ts). */
+/** Builds the HTTP app from injected parts (the composition root is server.ts). */
 export function buildApp(deps: AppDeps): Express {
   const { config, metrics } = deps;
   const app = express();
@@ -86,9 +60,7 @@ export function buildApp(deps: AppDeps): Express {
   app.use(httpMetrics(metrics));
   // Before any body is read or any route runs: a refused write changes nothing.
   app.use(crossOriginProtection(config.corsOrigins));
-  app.use(
-    express.json({ limit: BODY_LIMIT_BYTES, type: ['application/json', 'application/*+json'] }),
-  );
+  app.use(jsonBodyParser());
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT_BYTES, parameterLimit: 20 }));
 
   app.use(opsRoutes({ readiness: deps.readiness, metrics }));
@@ -106,7 +78,7 @@ export function buildApp(deps: AppDeps): Express {
     metrics,
   });
   app.use(
-    '/api',
+    API_PREFIX,
     requireUser(deps.userAuth),
     commentRoutes(deps.comments),
     streamRoutes({
@@ -126,7 +98,7 @@ export function buildApp(deps: AppDeps): Express {
 
 /** Request durations by route; SSE streams are long-lived and counted elsewhere. */
 function httpMetrics(metrics: Metrics): RequestHandler {
-  return (req, res, next) => {
+  return function requestMetric(req, res, next) {
     const end = metrics.httpDuration.startTimer();
     res.on('finish', () => {
       if (res.locals.sse) return;

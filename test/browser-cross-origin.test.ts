@@ -21,10 +21,11 @@ import {
   DEMO_USERS,
   ensureClientBuilt,
 } from './support/browser-env';
-import { adminPutOver, seedCatalog } from './support/catalog';
-import { jsonRequest } from './support/http';
-import { startNginx, type RunningNginx } from './support/nginx';
-import { userToken, waitFor } from './support/replica';
+import { adminPutOver, seedCatalog } from '../harness/catalog';
+import { jsonRequest } from '../harness/http';
+import { startNginx, type RunningNginx } from '../harness/nginx';
+import { userToken } from '../harness/replica';
+import { waitFor } from '../harness/wait';
 import { startStack, type Stack } from './support/stack';
 
 const RUN = randomBytes(3).toString('hex');

@@ -10,7 +10,7 @@ import {
   type DemoPage,
   type SseMessage,
 } from './support/browser-env';
-import { waitFor } from './support/replica';
+import { waitFor } from '../harness/wait';
 
 /**
  * The demo page in Chromium against two real replicas behind nginx (issue 5, item 4).

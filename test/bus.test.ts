@@ -7,25 +7,14 @@ import type { Bus } from '../src/bus/types';
 import { decodeBusPayload, encodeBusPayload } from '../src/bus/wire';
 import type { BusMessage } from '../src/events/types';
 import { Metrics } from '../src/metrics/metrics';
-import { startRedisServer, type RedisServer } from './support/redis-server';
+import { startRedisServer, type RedisServer } from '../harness/redis-server';
+import { waitFor } from '../harness/wait';
 
 /** A pino logger whose JSON lines are kept for assertions. */
 function captureLogger(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
   return { logger, lines };
-}
-
-async function waitFor(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 5000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 function collect(bus: Bus): BusMessage[] {
@@ -150,7 +139,7 @@ describe.each(transports)('%s between two replicas', (_name, makeReplicas) => {
     await b.subscribe('track:1');
     const sent = comment('track:1', 1);
     await a.publish(sent);
-    await waitFor(() => received.length === 1, 'delivery');
+    await waitFor(() => received.length === 1, { what: 'delivery' });
     expect(received[0]).toEqual(sent);
   });
 
@@ -161,7 +150,7 @@ describe.each(transports)('%s between two replicas', (_name, makeReplicas) => {
     await a.publish(comment('track:1', 1));
     await a.publish(comment('track:marker', 1));
     // Same publisher, same subscriber connection: the marker arrives after anything published first.
-    await waitFor(() => received.some((m) => m.stream === 'track:marker'), 'marker');
+    await waitFor(() => received.some((m) => m.stream === 'track:marker'), { what: 'marker' });
     expect(received.map((m) => m.stream)).toEqual(['track:marker']);
   });
 
@@ -171,12 +160,12 @@ describe.each(transports)('%s between two replicas', (_name, makeReplicas) => {
     await b.subscribe('track:1');
     await b.subscribe('track:marker');
     await a.publish(comment('track:1', 1));
-    await waitFor(() => received.length === 1, 'first delivery');
+    await waitFor(() => received.length === 1, { what: 'first delivery' });
     await b.unsubscribe('track:1');
     await b.unsubscribe('track:1'); // idempotent
     await a.publish(comment('track:1', 2));
     await a.publish(comment('track:marker', 1));
-    await waitFor(() => received.some((m) => m.stream === 'track:marker'), 'marker');
+    await waitFor(() => received.some((m) => m.stream === 'track:marker'), { what: 'marker' });
     expect(received.map((m) => `${m.stream}#${m.seq}`)).toEqual(['track:1#1', 'track:marker#1']);
   });
 
@@ -195,7 +184,7 @@ describe.each(transports)('%s between two replicas', (_name, makeReplicas) => {
     await a.publish(comment('track:off', 1));
     await a.publish(comment('track:on', 1));
     await a.publish(comment('track:marker', 1));
-    await waitFor(() => received.some((m) => m.stream === 'track:marker'), 'marker');
+    await waitFor(() => received.some((m) => m.stream === 'track:marker'), { what: 'marker' });
     expect(received.map((m) => m.stream)).toEqual(['track:on', 'track:marker']);
   });
 
@@ -205,7 +194,7 @@ describe.each(transports)('%s between two replicas', (_name, makeReplicas) => {
     await b.subscribe('track:burst');
     const sent = Array.from({ length: 500 }, (_, i) => comment('track:burst', i + 1));
     await Promise.all(sent.map((message) => a.publish(message)));
-    await waitFor(() => received.length === 500, '500 deliveries');
+    await waitFor(() => received.length === 500, { what: '500 deliveries' });
     expect(received.map((m) => m.seq)).toEqual(sent.map((m) => m.seq));
     expect(received).toEqual(sent);
   });
@@ -221,7 +210,7 @@ describe.each(transports)('%s between two replicas', (_name, makeReplicas) => {
       data: JSON.stringify({ type: 'user_typing', track_id: '9', user: 'Zoë\n🎧' }) + '\n',
     };
     await a.publish(typing);
-    await waitFor(() => received.length === 1, 'delivery');
+    await waitFor(() => received.length === 1, { what: 'delivery' });
     expect(received[0]).toEqual(typing);
   });
 
@@ -253,10 +242,10 @@ describe('RedisBus', () => {
       busA.onReconnect(() => reconnects.a++);
       busB.onReconnect(() => reconnects.b++);
       const received = collect(busB);
-      await waitFor(() => busB.isHealthy(), 'B connected');
+      await waitFor(() => busB.isHealthy(), { what: 'B connected' });
       await busB.subscribe('track:1');
       await busA.publish(comment('track:1', 1));
-      await waitFor(() => received.length === 1, 'delivery before the outage');
+      await waitFor(() => received.length === 1, { what: 'delivery before the outage' });
       expect(reconnects).toEqual({ a: 0, b: 0 }); // the first connect is not a reconnect
 
       await server.stop();
@@ -269,19 +258,24 @@ describe('RedisBus', () => {
       expect(await busB.isHealthy()).toBe(false);
       // Asked for while down: applied when Redis is back.
       await busB.subscribe('track:2');
-      await waitFor(() => lines.some((l) => l.includes('Redis bus connection')), 'outage logged');
+      await waitFor(() => lines.some((l) => l.includes('Redis bus connection')), {
+        what: 'outage logged',
+      });
 
       await server.start();
-      await waitFor(() => reconnects.a === 1 && reconnects.b === 1, 'onReconnect on both', 10_000);
+      await waitFor(() => reconnects.a === 1 && reconnects.b === 1, {
+        what: 'onReconnect on both',
+        timeoutMs: 10_000,
+      });
       // The publishing connections reconnect on their own backoff schedule.
-      await waitFor(() => busA.isHealthy(), 'A healthy', 10_000);
-      await waitFor(() => busB.isHealthy(), 'B healthy', 10_000);
+      await waitFor(() => busA.isHealthy(), { what: 'A healthy', timeoutMs: 10_000 });
+      await waitFor(() => busB.isHealthy(), { what: 'B healthy', timeoutMs: 10_000 });
       expect((await metricsB.busReconnects.get()).values[0]?.value).toBe(1);
       expect((await metricsA.busReconnects.get()).values[0]?.value).toBe(1);
 
       await busA.publish(comment('track:1', 4));
       await busA.publish(comment('track:2', 1));
-      await waitFor(() => received.length === 3, 'deliveries after the outage');
+      await waitFor(() => received.length === 3, { what: 'deliveries after the outage' });
       expect(received.map((m) => `${m.stream}#${m.seq}`)).toEqual([
         'track:1#1',
         'track:1#4',
@@ -304,7 +298,7 @@ describe('RedisBus', () => {
       await raw.publish('junk:track:1', 'not a bus message');
       await raw.publish('junk:track:1', 'neither is this');
       await bus.publish(comment('track:1', 1));
-      await waitFor(() => received.length === 1, 'the valid message');
+      await waitFor(() => received.length === 1, { what: 'the valid message' });
       expect(received[0]).toEqual(comment('track:1', 1));
       const warnings = lines.filter((l) => l.includes('ignored undecodable bus message'));
       expect(warnings).toHaveLength(1); // the second one is rate-limited
@@ -343,17 +337,22 @@ describe('RedisBus', () => {
       let reconnects = 0;
       bus.onReconnect(() => reconnects++);
       const received = collect(bus);
-      await waitFor(() => lines.some((l) => l.includes('Redis bus connection error')), 'error log');
+      await waitFor(() => lines.some((l) => l.includes('Redis bus connection error')), {
+        what: 'error log',
+      });
       await expect(bus.publish(comment('track:1', 1))).rejects.toBeInstanceOf(BusUnavailableError);
       expect(await bus.isHealthy()).toBe(false);
       // Resolves at once; applied on connect, followed by onReconnect so the hub catches up.
       await expect(bus.subscribe('track:1')).resolves.toBeUndefined();
 
       await server.start();
-      await waitFor(() => reconnects === 1, 'onReconnect after the first connect', 10_000);
+      await waitFor(() => reconnects === 1, {
+        what: 'onReconnect after the first connect',
+        timeoutMs: 10_000,
+      });
       publisher = await RedisBus.connect({ url: server.url, logger });
       await publisher.publish(comment('track:1', 2));
-      await waitFor(() => received.length === 1, 'delivery');
+      await waitFor(() => received.length === 1, { what: 'delivery' });
       expect(received[0]).toEqual(comment('track:1', 2));
       // Not a reconnect after an outage of a working bus.
       expect((await metrics.busReconnects.get()).values[0]?.value ?? 0).toBe(0);
@@ -374,7 +373,7 @@ describe('RedisBus', () => {
           .filter((line) => /name=tc-bus-(pub|sub) /.test(line)).length;
       expect(await busClients()).toBe(2);
       await bus.close();
-      await waitFor(async () => (await busClients()) === 0, 'connections closed');
+      await waitFor(async () => (await busClients()) === 0, { what: 'connections closed' });
     } finally {
       raw.disconnect();
     }

@@ -14,6 +14,7 @@ import {
   type Subscription,
 } from '../src/client/trackcomments-client';
 import { createDemoRouter } from '../src/http/demo-routes';
+import { waitForValue } from '../harness/wait';
 
 /** A request as the fake service saw it. */
 interface Seen {
@@ -154,20 +155,6 @@ afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
 
-async function waitFor<T>(
-  probe: () => T | undefined | false,
-  what: string,
-  timeoutMs = 5000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 function nodeClient() {
   return createClient({ baseUrl, EventSource, fetch, headers: { Authorization: TOKEN } });
 }
@@ -270,7 +257,7 @@ describe('subscriptions', () => {
         got.push(`typing ${d.username} ${d.is_typing} ${d.expires_in_ms} #${m.id}`),
     });
     subscriptions.push(sub);
-    const stream = await waitFor(() => streams[0], 'the stream request');
+    const stream = await waitForValue(() => streams[0], { what: 'the stream request' });
     expect(stream.request.path).toBe('/api/tracks/t1/events');
     expect(stream.request.headers.authorization).toBe(TOKEN);
     expect(stream.request.headers.accept).toBe('text/event-stream');
@@ -298,7 +285,7 @@ describe('subscriptions', () => {
       2,
     );
     stream.send('comment_deleted', { type: 'comment_deleted', track_id: 't1', comment_id: 5 }, 3);
-    await waitFor(() => got.length === 5, 'five events');
+    await waitForValue(() => got.length === 5, { what: 'five events' });
 
     expect(got).toEqual([
       'connected c0',
@@ -331,20 +318,20 @@ describe('subscriptions', () => {
       { replayQuietMs: 100 },
     );
     subscriptions.push(sub);
-    const first = await waitFor(() => streams[0], 'the first stream');
+    const first = await waitForValue(() => streams[0], { what: 'the first stream' });
     first.send('new_comment', { type: 'new_comment', track_id: 't1', comment: comment(10) }, 10);
     first.send('new_comment', { type: 'new_comment', track_id: 't1', comment: comment(11) }, 11);
-    await waitFor(() => ids.length === 2, 'two comments');
+    await waitForValue(() => ids.length === 2, { what: 'two comments' });
     expect(caughtUp).toEqual([]);
 
     first.end(); // the server (or a proxy) drops the connection
-    const second = await waitFor(() => streams[1], 'the reconnect');
+    const second = await waitForValue(() => streams[1], { what: 'the reconnect' });
     expect(second.request.headers['last-event-id']).toBe('11');
     // The replay overlaps what was already delivered; the overlap must not be dispatched again.
     second.send('new_comment', { type: 'new_comment', track_id: 't1', comment: comment(11) }, 11);
     second.send('new_comment', { type: 'new_comment', track_id: 't1', comment: comment(12) }, 12);
     second.send('new_comment', { type: 'new_comment', track_id: 't1', comment: comment(13) }, 13);
-    await waitFor(() => caughtUp.length === 1, 'caught_up');
+    await waitForValue(() => caughtUp.length === 1, { what: 'caught_up' });
 
     expect(ids).toEqual([10, 11, 12, 13]);
     expect(caughtUp).toEqual([2]);
@@ -367,20 +354,20 @@ describe('subscriptions', () => {
       { minRetryMs: 20 },
     );
     subscriptions.push(sub);
-    const first = await waitFor(() => streams[0], 'the first stream');
+    const first = await waitForValue(() => streams[0], { what: 'the first stream' });
     first.send('new_comment', { type: 'new_comment', track_id: 't1', comment: comment(4) }, 4);
-    await waitFor(() => ids.length === 1, 'one comment');
+    await waitForValue(() => ids.length === 1, { what: 'one comment' });
 
     // A proxy answering 502/503 while replicas restart: the EventSource closes for good.
     streamFailures = [502, 503];
     first.end();
-    const resumed = await waitFor(() => streams[1], 'the re-created stream');
+    const resumed = await waitForValue(() => streams[1], { what: 'the re-created stream' });
     expect(resumed.request.query.get('last_event_id')).toBe('4');
     const eventRequests = seen.filter((r) => r.path === '/api/tracks/t1/events');
     expect(eventRequests).toHaveLength(4); // first, the automatic retry (502), ours (503), ours
     expect(eventRequests[1]!.headers['last-event-id']).toBe('4');
     expect(errors).toEqual([502, 503]);
-    await waitFor(() => sub.state === 'live', 'live again');
+    await waitForValue(() => sub.state === 'live', { what: 'live again' });
     expect(states).toEqual(['connecting', 'live', 'reconnecting', 'live']);
   });
 
@@ -394,7 +381,7 @@ describe('subscriptions', () => {
       { minRetryMs: 10 },
     );
     subscriptions.push(sub);
-    await waitFor(() => sub.state === 'closed', 'closed');
+    await waitForValue(() => sub.state === 'closed', { what: 'closed' });
     expect(errors).toEqual([expect.objectContaining({ status: 401, fatal: true })]);
     expect(states).toEqual(['connecting', 'closed']);
   });
@@ -411,7 +398,7 @@ describe('subscriptions', () => {
       { lastEventId: '900' },
     );
     subscriptions.push(sub);
-    const stream = await waitFor(() => streams[0], 'the stream');
+    const stream = await waitForValue(() => streams[0], { what: 'the stream' });
     expect(stream.request.path).toBe('/api/me/events');
     expect(stream.request.query.get('last_event_id')).toBe('900');
 
@@ -427,7 +414,7 @@ describe('subscriptions', () => {
       },
       3,
     );
-    await waitFor(() => got.length === 2, 'two events');
+    await waitForValue(() => got.length === 2, { what: 'two events' });
     expect(got).toEqual(['reset history no longer covers 900', 'mention 3 from alice #3']);
     expect(sub.lastEventId).toBe('3');
   });
@@ -472,8 +459,8 @@ describe('demo routes, as the client demo.* calls use them', () => {
   }
 
   /**
-   * `auth: 'locals'` stands in for an auth middleware in front of the router (roles in
-   * camelCase on res.locals.user); `'authenticate'` passes the router an authenticator.
+   * `auth: 'locals'` stands in for the app's auth middleware in front of the router (the
+   * domain user on res.locals.user); `'authenticate'` passes the router an authenticator.
    */
   function demoApp(secureCookies: boolean, auth: 'locals' | 'authenticate' = 'locals') {
     const app = express();
@@ -484,8 +471,8 @@ describe('demo routes, as the client demo.* calls use them', () => {
           res.locals.user = {
             id: u.id,
             username: u.username,
-            isCreator: u.is_creator,
-            isTeam: u.is_team,
+            is_creator: u.is_creator,
+            is_team: u.is_team,
           };
         }
         next();

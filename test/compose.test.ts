@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { NGINX_DEFAULT_LIMITS, NGINX_TEMPLATE_PATH } from './support/nginx';
+import { NGINX_DEFAULT_LIMITS, NGINX_TEMPLATE_PATH } from '../harness/nginx';
 
 // Static checks of the production shape: docker is not available where the
 // suite runs, so the files are checked against each other and against the

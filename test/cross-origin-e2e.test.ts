@@ -5,8 +5,8 @@
  */
 import { Client } from 'pg';
 import { useCluster } from './support/cluster';
-import { httpRequest } from './support/http';
-import { adminHeaders } from './support/replica';
+import { httpRequest } from '../harness/http';
+import { adminHeaders } from '../harness/replica';
 import { openSse } from './support/sse-client';
 
 const TRUSTED = 'https://app.example';

@@ -12,12 +12,13 @@ import { loadConfig } from '../src/config/config';
 import { startServer, type RunningServer } from '../src/server';
 import { isDatabaseUnavailable } from '../src/store/db-errors';
 import { createDatabase } from '../src/store/prisma';
-import { REPLICA_TEST_USERS, adminPutOver, seedCatalog, userTokens } from './support/catalog';
-import { httpRequest, jsonRequest, type HttpAnswer } from './support/http';
+import { REPLICA_TEST_USERS, adminPutOver, seedCatalog, userTokens } from '../harness/catalog';
+import { httpRequest, jsonRequest, type HttpAnswer } from '../harness/http';
 import { testEnv } from './support/rest-env';
-import { TEST_ADMIN_TOKEN, waitFor } from './support/replica';
+import { TEST_ADMIN_TOKEN } from '../harness/replica';
+import { waitFor } from '../harness/wait';
 import { SseClient, type CommentJson } from './support/sse-client';
-import { TEST_PG_URL, createTestDatabase, type TestDatabase } from './support/test-db';
+import { TEST_PG_URL, createTestDatabase, type TestDatabase } from '../harness/test-db';
 
 const USERS = REPLICA_TEST_USERS;
 type UserKey = keyof typeof USERS;

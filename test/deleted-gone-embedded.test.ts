@@ -13,7 +13,7 @@ import { startEmbeddedDatabase, type EmbeddedDatabase } from '../src/store/embed
 import { PrismaEventLog } from '../src/store/event-log';
 import { createPrisma } from '../src/store/prisma';
 import { startServer, type RunningServer } from '../src/server';
-import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, userToken } from './support/replica';
+import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, userToken } from '../harness/replica';
 import { SseClient, numericIds, type CommentJson } from './support/sse-client';
 
 // PGlite's first start runs initdb (several seconds on a busy machine).

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { useCluster, httpRequest, waitReady, type Cluster } from './support/cluster';
-import { waitFor } from './support/replica';
+import { waitFor } from '../harness/wait';
 import { SseClient, type CommentJson, type SseItem } from './support/sse-client';
 
 /**

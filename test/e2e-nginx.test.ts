@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { useCluster, ResumingSubscriber, waitReady, type ClusterUser } from './support/cluster';
-import { userToken, waitFor } from './support/replica';
+import { userToken } from '../harness/replica';
+import { waitFor } from '../harness/wait';
 import type { CommentJson } from './support/sse-client';
 
 /**

@@ -8,7 +8,7 @@
 import { Client } from 'pg';
 import { PrismaEventLog } from '../src/store/event-log';
 import { createPrisma, type Db } from '../src/store/prisma';
-import { createTestDatabase, type TestDatabase } from './support/test-db';
+import { createTestDatabase, type TestDatabase } from '../harness/test-db';
 
 let db: TestDatabase;
 let prisma: Db;

@@ -2,15 +2,17 @@
  * What a comment's earlier stored events say after it is edited or deleted ("deleted means
  * gone", contract section 7), and what a mention carries (section 5 + 7), as pure functions.
  */
-import type { Comment } from '../src/domain/types';
+import type { Comment, MentionEvent } from '../src/events/catalogue';
 import {
   commentDeletedData,
   commentEditedData,
+  connectedData,
   mentionData,
   newCommentData,
-  reviseForEdit,
-  scrubForDelete,
-} from '../src/domain/event-payloads';
+  resetData,
+  userTypingData,
+} from '../src/events/builders';
+import { reviseForEdit, scrubForDelete } from '../src/domain/event-payloads';
 import type { StoredEvent } from '../src/events/types';
 
 const alice = { id: 2, username: 'alice' };
@@ -61,19 +63,20 @@ test('a mention lists only its recipient among the named', () => {
     comment: { ...original, mentions: [bob] },
     from_user: alice,
   });
-  expect((mentionData(CREATOR, original, alice).comment as Comment).mentions).toEqual([]);
+  expect(mentionData(CREATOR, original, alice).comment.mentions).toEqual([]);
 });
 
 test('after an edit, earlier events carry the current content and mentions only', () => {
   const revised = history.map((e) => reviseForEdit(e, current));
   expect(revised[0]).toEqual({ type: 'new_comment', track_id: 't1', comment: current });
   // bob is no longer named; dave still is; the creator never was.
-  expect(revised.slice(1, 4).map((d) => d.comment)).toEqual([
+  const revisedMentions = revised.slice(1, 4) as MentionEvent[];
+  expect(revisedMentions.map((d) => d.comment)).toEqual([
     { ...current, mentions: [] },
     { ...current, mentions: [dave] },
     { ...current, mentions: [] },
   ]);
-  expect(revised.slice(1, 4).map((d) => d.from_user)).toEqual([alice, alice, alice]);
+  expect(revisedMentions.map((d) => d.from_user)).toEqual([alice, alice, alice]);
   expect(revised[4]).toEqual({ ...history[4]!.data, content: 'public @dave' });
   // Nothing to change: the very same object, so the store leaves the row alone.
   expect(revised[5]).toBe(history[5]!.data);
@@ -98,4 +101,39 @@ test('after a delete, earlier events keep their shape without content or mention
   expect(scrubbed[4]).toEqual({ ...history[4]!.data, content: '' });
   expect(scrubbed[5]).toBe(history[5]!.data);
   expect(JSON.stringify(scrubbed)).not.toMatch(/secret|v2|bob|dave/);
+});
+
+test('every event is built with the contract fields in wire order', () => {
+  // Exact JSON text: the key order is what clients and the stored history have always seen.
+  expect(JSON.stringify(connectedData('t1', 'c-1'))).toBe(
+    '{"type":"connected","track_id":"t1","message":"Connected to track t1","connection_id":"c-1"}',
+  );
+  expect(JSON.stringify(connectedData(null, 'c-2'))).toBe(
+    '{"type":"connected","track_id":null,"message":"Connected to your personal stream","connection_id":"c-2"}',
+  );
+  expect(JSON.stringify(newCommentData(current))).toBe(
+    `{"type":"new_comment","track_id":"t1","comment":${JSON.stringify(current)}}`,
+  );
+  expect(JSON.stringify(commentEditedData(current))).toBe(
+    '{"type":"comment_edited","track_id":"t1","comment_id":10,"content":"public @dave",' +
+      '"timestamp":4,"is_edited":true,"last_edited_at":"2026-11-26T10:05:00.000Z"}',
+  );
+  expect(JSON.stringify(commentDeletedData('t1', 10))).toBe(
+    '{"type":"comment_deleted","track_id":"t1","comment_id":10}',
+  );
+  expect(JSON.stringify(userTypingData('t1', alice, true, 3000))).toBe(
+    '{"type":"user_typing","track_id":"t1","user_id":2,"username":"alice","is_typing":true,"expires_in_ms":3000}',
+  );
+  // A full user as the sender: only its reference goes out.
+  const sender = { ...alice, is_creator: false, is_team: true };
+  expect(JSON.stringify(mentionData(dave.id, current, sender))).toBe(
+    `{"type":"mention","track_id":"t1","comment":${JSON.stringify({ ...current, mentions: [dave] })},` +
+      '"from_user":{"id":2,"username":"alice"}}',
+  );
+  expect(JSON.stringify(resetData('t1', 'history_expired'))).toBe(
+    '{"type":"reset","track_id":"t1","reason":"history_expired"}',
+  );
+  expect(JSON.stringify(resetData(null, 'invalid_last_event_id'))).toBe(
+    '{"type":"reset","track_id":null,"reason":"invalid_last_event_id"}',
+  );
 });

@@ -14,9 +14,9 @@ import { loadConfig } from '../src/config/config';
 import { signUserToken } from '../src/auth/tokens';
 import { startServer, type RunningServer } from '../src/server';
 import { fuzzRequest, type FuzzWorld } from './support/fuzz-requests';
-import { jsonRequest } from './support/http';
+import { jsonRequest } from '../harness/http';
 import { rawRequest, type RawAnswer, type RawRequest } from './support/raw-http';
-import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, userToken } from './support/replica';
+import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, userToken } from '../harness/replica';
 import { USERS, startRestEnv, type RestEnv } from './support/rest-env';
 import { openSse } from './support/sse-client';
 

@@ -8,10 +8,10 @@
  */
 import fc from 'fast-check';
 import type { RunningServer } from '../src/server';
-import { adminPutOver, seedCatalog, userTokens } from './support/catalog';
+import { adminPutOver, seedCatalog, userTokens } from '../harness/catalog';
 import { DB_TARGETS, type DbTarget } from './support/db-targets';
-import { httpRequest, jsonRequest, type HttpAnswer } from './support/http';
-import { TEST_ADMIN_TOKEN } from './support/replica';
+import { httpRequest, jsonRequest, type HttpAnswer } from '../harness/http';
+import { TEST_ADMIN_TOKEN } from '../harness/replica';
 import { SseClient, type CommentJson } from './support/sse-client';
 
 const USERS = {

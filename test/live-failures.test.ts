@@ -11,12 +11,12 @@ import {
   metricValue,
   startLiveEnv,
   startTcpProxy,
-  waitFor,
   type LiveEnv,
   connected,
   twoSubscribersPerReplica,
 } from './support/live-env';
-import type { Replica } from './support/replica';
+import { waitFor } from '../harness/wait';
+import type { Replica } from '../harness/replica';
 import { numericIds, resumeSse, type CommentJson } from './support/sse-client';
 
 let env: LiveEnv;

@@ -5,14 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
-import {
-  LIVE_USERS,
-  metricValue,
-  startLiveEnv,
-  waitFor,
-  type LiveEnv,
-  connected,
-} from './support/live-env';
+import { LIVE_USERS, metricValue, startLiveEnv, type LiveEnv, connected } from './support/live-env';
+import { waitFor } from '../harness/wait';
 import { numericIds, type SseClient } from './support/sse-client';
 
 const TYPING_LIMIT = 3;

@@ -5,7 +5,8 @@
  * cover the id (contract section 5).
  */
 import { trackStream } from '../src/events/types';
-import { LIVE_USERS, startLiveEnv, waitFor, type LiveEnv, connected } from './support/live-env';
+import { LIVE_USERS, startLiveEnv, type LiveEnv, connected } from './support/live-env';
+import { waitFor } from '../harness/wait';
 import {
   numericIds,
   resumeFromId,

@@ -7,7 +7,7 @@
  */
 import { Client } from 'pg';
 import request from 'supertest';
-import { waitFor } from './support/replica';
+import { waitFor } from '../harness/wait';
 import { USERS, eventsOfStream, startRestEnv, type RestEnv } from './support/rest-env';
 
 let env: RestEnv;

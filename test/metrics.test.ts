@@ -1,5 +1,5 @@
 import { useCluster, waitReady, type MetricSamples } from './support/cluster';
-import { waitFor } from './support/replica';
+import { waitFor } from '../harness/wait';
 import { SseClient } from './support/sse-client';
 
 /**

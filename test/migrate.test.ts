@@ -7,7 +7,8 @@ import { Client } from 'pg';
 import { PrismaClient } from '../src/generated/prisma/client';
 import { MigrationError, PRISMA_MIGRATION_LOCK_KEY, runMigrations } from '../src/store/migrate';
 import { runMigrateCli } from './support/migrate-cli';
-import { createEmptyTestDatabase, type TestDatabase } from './support/test-db';
+import { createEmptyTestDatabase, type TestDatabase } from '../harness/test-db';
+import { waitFor } from '../harness/wait';
 
 const REPO = path.resolve(__dirname, '..');
 const MIGRATIONS = path.join(REPO, 'prisma', 'migrations');
@@ -290,16 +291,16 @@ describe('runMigrations', () => {
       const messages: string[] = [];
       run = runMigrations({ connectionString: db.url, logger: { info: (m) => messages.push(m) } });
       // Wait until the runner is queued on the lock (an ungranted advisory lock request).
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const waiting = await holder.query(
-          `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted`,
-          [PRISMA_MIGRATION_LOCK_KEY],
-        );
-        if (waiting.rowCount) break;
-        if (Date.now() > deadline) throw new Error('runner never waited for the lock');
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitFor(
+        async () => {
+          const waiting = await holder.query(
+            `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted`,
+            [PRISMA_MIGRATION_LOCK_KEY],
+          );
+          return (waiting.rowCount ?? 0) > 0;
+        },
+        { what: 'the runner to wait for the lock', timeoutMs: 20_000, intervalMs: 50 },
+      );
       expect(messages).toEqual([
         'another process is applying migrations; waiting for it to finish',
       ]);

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
-import { checkNginxConfig, startNginx, type RunningNginx } from './support/nginx';
+import { checkNginxConfig, startNginx, type RunningNginx } from '../harness/nginx';
+import { waitFor } from '../harness/wait';
 
 /** The SSE location: a regex location for both stream paths, spelled exactly. */
 const SSE_LOCATION = 'location ~ "^/api/(?:tracks/[A-Za-z0-9._~:-]{1,128}|me)/events$" {';
@@ -51,14 +52,6 @@ function request(
     req.on('error', reject);
     req.end(opts.body);
   });
-}
-
-async function waitFor(check: () => boolean, what: string, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const FLOOD_BYTES = 64 * 1024 * 1024;
@@ -339,10 +332,9 @@ describe('nginx in front of replicas', () => {
         req.on('error', reject);
       });
 
-      await waitFor(
-        () => received.includes('event: connected'),
-        'the connected event through nginx',
-      );
+      await waitFor(() => received.includes('event: connected'), {
+        what: 'the connected event through nginx',
+      });
       // The replica still holds the response open: nginx did not wait for the end.
       expect(replica.openStreams.size).toBe(1);
       expect(replica.streamsEnded).toBe(0);
@@ -361,10 +353,9 @@ describe('nginx in front of replicas', () => {
       expect(seen.headers['x-forwarded-proto']).toBe('http');
       expect(seen.headers['authorization']).toBe('Bearer header-secret');
 
-      await waitFor(
-        () => nginx.accessLog().includes('/api/tracks/t1/events'),
-        'the access log line',
-      );
+      await waitFor(() => nginx.accessLog().includes('/api/tracks/t1/events'), {
+        what: 'the access log line',
+      });
       const log = nginx.accessLog();
       const line = JSON.parse(log.trim().split('\n').pop()!) as Record<string, unknown>;
       expect(line).toMatchObject({ method: 'GET', path: '/api/tracks/t1/events', status: 200 });
@@ -396,13 +387,16 @@ describe('nginx in front of replicas', () => {
         // Wait until the replica's writes stall (no progress for 300 ms) or it wrote everything.
         let last = -1;
         let lastChange = Date.now();
-        await waitFor(() => {
-          if (replica.floodWritten !== last) {
-            last = replica.floodWritten;
-            lastChange = Date.now();
-          }
-          return replica.floodDone || Date.now() - lastChange > 300;
-        }, 'the replica to stall or finish');
+        await waitFor(
+          () => {
+            if (replica.floodWritten !== last) {
+              last = replica.floodWritten;
+              lastChange = Date.now();
+            }
+            return replica.floodDone || Date.now() - lastChange > 300;
+          },
+          { what: 'the replica to stall or finish' },
+        );
         expect(replica.floodDone).toBe(false);
         // What the kernel socket buffers and nginx's one proxy buffer hold, no more.
         expect(replica.floodWritten).toBeLessThan(24 * 1024 * 1024);

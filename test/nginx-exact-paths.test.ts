@@ -6,8 +6,8 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import { startNginx, type RunningNginx } from './support/nginx';
-import { httpRequest, type HttpAnswer } from './support/http';
+import { startNginx, type RunningNginx } from '../harness/nginx';
+import { httpRequest, type HttpAnswer } from '../harness/http';
 
 /** Records every request; holds `/events` paths open as streams, answers JSON otherwise. */
 class RecordingReplica {

@@ -2,14 +2,7 @@ import pino from 'pino';
 import { OutboxRelay } from '../src/outbox/relay';
 import { Metrics } from '../src/metrics/metrics';
 import { FakeBus, FakeEventLog } from './support/fakes';
-
-async function waitUntil(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { waitFor } from '../harness/wait';
 
 const relays: OutboxRelay[] = [];
 afterEach(async () => {
@@ -62,7 +55,9 @@ describe('OutboxRelay', () => {
       ['user:4', 1, 'mention'],
     ]);
     expect(JSON.parse(bus.published[0]!.data)).toEqual(events[0]!.data);
-    await waitUntil(() => events.every((e) => log.isPublished(e.stream, e.seq)), 'the marks');
+    await waitFor(() => events.every((e) => log.isPublished(e.stream, e.seq)), {
+      what: 'the marks',
+    });
     expect(await published(metrics, 'commit')).toBe(3);
   });
 
@@ -86,16 +81,15 @@ describe('OutboxRelay', () => {
 
     const refusedBefore = bus.failedPublishes;
     relay.start();
-    await waitUntil(
-      () => bus.failedPublishes >= refusedBefore + 3,
-      'several relay passes while the bus is down',
-    );
+    await waitFor(() => bus.failedPublishes >= refusedBefore + 3, {
+      what: 'several relay passes while the bus is down',
+    });
     expect(bus.published.map((m) => m.seq)).toEqual([1]);
     expect(log.isPublished('track:f', 2)).toBe(false);
 
     bus.succeedBeforeFailing = undefined;
     bus.failing = false;
-    await waitUntil(() => log.isPublished('track:f', 3), 'the relay to publish the rest');
+    await waitFor(() => log.isPublished('track:f', 3), { what: 'the relay to publish the rest' });
     expect(bus.published.map((m) => m.seq)).toEqual([1, 2, 3]);
     expect(await published(metrics, 'relay')).toBe(2);
   });
@@ -124,7 +118,7 @@ describe('OutboxRelay', () => {
     log.append('track:p', 'new_comment', {}, Date.now() - 20_000);
     log.append('track:p', 'new_comment');
     relay.start();
-    await waitUntil(() => log.pruneCalls.length >= 2, 'two prune passes');
+    await waitFor(() => log.pruneCalls.length >= 2, { what: 'two prune passes' });
     const cutoff = log.pruneCalls[0]!.getTime();
     expect(Math.abs(cutoff - (Date.now() - 10_000))).toBeLessThan(1000);
     expect(await log.readAfter('track:p', 0, 10)).toEqual([expect.objectContaining({ seq: 2 })]);

@@ -13,8 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { signUserToken } from '../src/auth/tokens';
 import { ConfigError, loadConfig } from '../src/config/config';
-import { describeListenAddress } from '../src/server';
-import { startReplica, waitFor, type Replica } from './support/replica';
+import { describeListenAddress } from '../src/lifecycle/banner';
+import { startReplica, type Replica } from '../harness/replica';
+import { waitFor } from '../harness/wait';
 
 // PGlite's first start in a fresh DATA_DIR runs initdb (several seconds on a busy machine).
 jest.setTimeout(180_000);

@@ -12,11 +12,11 @@ import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import pino from 'pino';
 import { Metrics } from '../src/metrics/metrics';
-import type { StoredEvent, StreamHeadInfo } from '../src/events/types';
+import type { StoredEvent, StoredEventData, StreamHeadInfo } from '../src/events/types';
 import { StreamHub, type StreamHubOptions } from '../src/streams/hub';
 import { GAP, storedBatches } from '../src/streams/replay-batches';
 import { FakeBus, FakeEventLog } from './support/fakes';
-import { waitFor } from './support/replica';
+import { waitFor } from '../harness/wait';
 import { openSse, type SseClient } from './support/sse-client';
 
 const STREAM = 'track:t1';
@@ -215,7 +215,12 @@ describe('storedBatches', () => {
     stream: STREAM,
     seq,
     type: 'new_comment',
-    data: { type: 'new_comment', track_id: 't1', pad: 'y'.repeat(size) },
+    // A stand-in payload of a chosen size: storedBatches never looks inside `data`.
+    data: {
+      type: 'new_comment',
+      track_id: 't1',
+      pad: 'y'.repeat(size),
+    } as unknown as StoredEventData,
   });
   const run = (events: StoredEvent[], after: number, upTo: number, maxBytes = 1 << 20) => [
     ...storedBatches(events, after, upTo, maxBytes),

@@ -8,7 +8,7 @@
  */
 import { Client } from 'pg';
 import request from 'supertest';
-import { waitFor } from './support/replica';
+import { waitFor } from '../harness/wait';
 import {
   USERS,
   eventsForComment,

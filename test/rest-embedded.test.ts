@@ -10,7 +10,7 @@ import request from 'supertest';
 import { loadConfig } from '../src/config/config';
 import { startServer, type RunningServer } from '../src/server';
 import { captureLogger, expectError, type Comment } from './support/rest-env';
-import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, userToken } from './support/replica';
+import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, userToken } from '../harness/replica';
 
 const DEMO = { alice: 1, bob: 2, carol: 3, dave: 4 } as const;
 const TRACKS = ['night-drive-01', 'night-drive-02', 'night-drive-03'];

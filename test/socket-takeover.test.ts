@@ -6,28 +6,14 @@
 import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { takeOverSocket } from '../src/streams/socket-takeover';
+import { useHandlerServer } from './support/handler-server';
 
-type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => unknown;
-
-let server: http.Server;
-let base: string;
-let handler: Handler = () => undefined;
-
-beforeAll(async () => {
-  server = http.createServer((req, res) => void handler(req, res));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-});
-
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-});
+const srv = useHandlerServer();
 
 /** GETs `path` and collects the body until the server ends it. */
 function fetchBody(path: string, init: { method?: string; body?: string } = {}) {
   return new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = http.request(`${base}${path}`, { method: init.method ?? 'GET' }, (res) => {
+    const req = http.request(`${srv.base}${path}`, { method: init.method ?? 'GET' }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
@@ -65,7 +51,7 @@ test('after the head, the server lets go and the socket carries the rest of the 
     resClosed: boolean;
     owner: unknown;
   }[] = [];
-  handler = async (req, res) => {
+  srv.handler = async (req, res) => {
     const socket = req.socket as Socket & { parser?: unknown; _httpMessage?: unknown };
     let resClosed = false;
     res.on('close', () => (resClosed = true));
@@ -93,7 +79,7 @@ test('after the head, the server lets go and the socket carries the rest of the 
 
 test('a request whose body is still being read is left to the HTTP server', async () => {
   const results: boolean[] = [];
-  handler = async (req, res) => {
+  srv.handler = async (req, res) => {
     results.push(await streamThenTakeOver(req, res, 'x'));
     req.resume();
     req.on('end', () => res.end('y'));
@@ -108,12 +94,12 @@ test('a client that goes away closes the taken-over socket', async () => {
   let closed!: () => void;
   const socketClosed = new Promise<void>((resolve) => (closed = resolve));
   let taken = false;
-  handler = async (req, res) => {
+  srv.handler = async (req, res) => {
     taken = await streamThenTakeOver(req, res, ': hi\n\n');
     req.socket.on('close', () => closed());
   };
   await new Promise<void>((resolve, reject) => {
-    const req = http.get(`${base}/stream`, (res) => {
+    const req = http.get(`${srv.base}/stream`, (res) => {
       res.once('data', () => {
         req.destroy();
         resolve();
@@ -129,7 +115,7 @@ test('a client that goes away closes the taken-over socket', async () => {
 
 test('a chunked response is left to the HTTP server', async () => {
   const results: boolean[] = [];
-  handler = async (req, res) => {
+  srv.handler = async (req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/event-stream' });
     res.write('a');
     await Promise.resolve();
@@ -142,10 +128,10 @@ test('a chunked response is left to the HTTP server', async () => {
 });
 
 test('a client that half-closes its side gets the connection closed', async () => {
-  handler = async (req, res) => {
+  srv.handler = async (req, res) => {
     expect(await streamThenTakeOver(req, res, ': hi\n\n')).toBe(true);
   };
-  const { port } = server.address() as AddressInfo;
+  const { port } = srv.server.address() as AddressInfo;
   const received = await new Promise<string>((resolve, reject) => {
     let text = '';
     const client = net.connect(port, '127.0.0.1', () =>

@@ -8,9 +8,9 @@
  * insert a test trigger makes fail.
  */
 import { createDatabase, type Database } from '../src/store/prisma';
-import { adminPutOver, seedCatalog, userTokens } from './support/catalog';
+import { adminPutOver, seedCatalog, userTokens } from '../harness/catalog';
 import { DB_TARGETS, withClient, type DbTarget } from './support/db-targets';
-import { jsonRequest } from './support/http';
+import { jsonRequest } from '../harness/http';
 import { SseClient, type CommentJson } from './support/sse-client';
 
 /** The queries the service runs on named statements: raw on the pool, and through Prisma. */

@@ -3,7 +3,7 @@
  * planned once per connection, against the real PostgreSQL.
  */
 import { createDatabase, preparedStatementNames } from '../src/store/prisma';
-import { createTestDatabase, type TestDatabase } from './support/test-db';
+import { createTestDatabase, type TestDatabase } from '../harness/test-db';
 
 let db: TestDatabase;
 beforeAll(async () => {

@@ -66,7 +66,7 @@ test.each([
 });
 
 test('the express route (without the lean entry) ends the stream at exp too', async () => {
-  const server = http.createServer(env().running.app);
+  const server = http.createServer(env().running.expressWithoutLeanPaths);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -6,14 +6,9 @@
 import http from 'node:http';
 import { loadConfig } from '../src/config/config';
 import { startServer, type RunningServer } from '../src/server';
-import { createTestDatabase } from './support/test-db';
-import {
-  TEST_ADMIN_TOKEN,
-  TEST_AUTH_SECRET,
-  adminHeaders,
-  userToken,
-  waitFor,
-} from './support/replica';
+import { createTestDatabase } from '../harness/test-db';
+import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, adminHeaders, userToken } from '../harness/replica';
+import { waitFor } from '../harness/wait';
 
 const ORIGIN = 'https://app.example';
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -54,9 +49,9 @@ afterAll(async () => {
 });
 
 /** Opens a request and resolves with the status and headers as soon as they arrive. */
-function headersOf(path: string, headers: Record<string, string>) {
+function headersOf(path: string, headers: Record<string, string>, base = running.url) {
   return new Promise<{ status: number; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
-    const req = http.get(`${running.url}${path}`, { headers }, (res) => {
+    const req = http.get(`${base}${path}`, { headers }, (res) => {
       resolve({ status: res.statusCode ?? 0, headers: res.headers });
       res.destroy();
     });
@@ -133,4 +128,41 @@ test('HEAD on a stream path answers the stream headers with no body and ends', a
     timeoutMs: 5000,
     what: 'no open track stream',
   });
+});
+
+/** Headers whose values may differ between two answers to the same request. */
+const VARYING = new Set(['date', 'x-request-id', 'connection', 'keep-alive']);
+
+test('a stream opened by the lean path answers exactly as the express route does', async () => {
+  // The same express app the server hands declined requests to, served alone (no lean paths).
+  const appOnly = http.createServer(running.expressWithoutLeanPaths);
+  await new Promise<void>((resolve) => appOnly.listen(0, '127.0.0.1', resolve));
+  const { port } = appOnly.address() as { port: number };
+  try {
+    const auth = { Authorization: `Bearer ${await userToken(2)}` };
+    const cases: [string, Record<string, string>][] = [
+      ['/api/tracks/t1/events', { ...auth, Origin: ORIGIN }],
+      ['/api/tracks/t1/events', { ...auth, Origin: 'https://evil.example' }],
+      ['/api/tracks/t1/events?last_event_id=0', auth],
+      ['/api/me/events', { ...auth, 'X-Request-Id': 'trace-9', Origin: ORIGIN }],
+      ['/api/me/events', { ...auth, 'Last-Event-ID': 'nonsense' }],
+    ];
+    for (const [path, headers] of cases) {
+      const lean = await headersOf(path, headers);
+      const app = await headersOf(path, headers, `http://127.0.0.1:${port}`);
+      expect([path, lean.status]).toEqual([path, app.status]);
+      const names = (h: http.IncomingHttpHeaders) =>
+        Object.keys(h)
+          .filter((n) => !VARYING.has(n))
+          .sort();
+      expect([path, names(lean.headers)]).toEqual([path, names(app.headers)]);
+      for (const name of names(app.headers))
+        expect([path, name, lean.headers[name]]).toEqual([path, name, app.headers[name]]);
+      expect(lean.headers['x-request-id']).toMatch(/\S/);
+      if (headers['X-Request-Id']) expect(lean.headers['x-request-id']).toBe('trace-9');
+    }
+  } finally {
+    appOnly.closeAllConnections();
+    await new Promise((resolve) => appOnly.close(resolve));
+  }
 });

@@ -6,32 +6,25 @@ import { EventSource } from 'eventsource';
 import { StreamHub, type StreamHubOptions } from '../src/streams/hub';
 import { Metrics } from '../src/metrics/metrics';
 import { trackStream, userStream } from '../src/events/types';
+import { userTypingData } from '../src/events/builders';
 import { FakeBus, FakeEventLog } from './support/fakes';
+import { SseParser, type SseBlock } from './support/sse-parser';
+import { waitFor } from '../harness/wait';
 
 // ---------------------------------------------------------------- helpers
-
-async function waitUntil(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-interface SseEvent {
-  id: string | undefined;
-  event: string;
-  data: string;
-}
 
 /** A minimal SSE reader over node:http that keeps the raw text for exact assertions. */
 class RawSseClient {
   raw = '';
-  readonly events: SseEvent[] = [];
+  readonly events: SseBlock[] = [];
   readonly comments: string[] = [];
   retry: number | undefined;
   ended = false;
-  private pending = '';
+  private readonly parser = new SseParser({
+    onEvent: (block) => this.events.push(block),
+    onComment: (text) => this.comments.push(text),
+    onRetry: (ms) => (this.retry = ms),
+  });
 
   private constructor(
     readonly req: http.ClientRequest,
@@ -55,32 +48,10 @@ class RawSseClient {
 
   private onText(chunk: string): void {
     this.raw += chunk;
-    this.pending += chunk;
-    let cut: number;
-    while ((cut = this.pending.indexOf('\n\n')) >= 0) {
-      const block = this.pending.slice(0, cut);
-      this.pending = this.pending.slice(cut + 2);
-      const ev: SseEvent = { id: undefined, event: 'message', data: '' };
-      let hasData = false;
-      for (const line of block.split('\n')) {
-        const colon = line.indexOf(':');
-        const field = colon < 0 ? line : line.slice(0, colon);
-        let value = colon < 0 ? '' : line.slice(colon + 1);
-        if (value.startsWith(' ')) value = value.slice(1);
-        if (field === '') this.comments.push(value);
-        else if (field === 'id') ev.id = value;
-        else if (field === 'event') ev.event = value;
-        else if (field === 'retry') this.retry = Number(value);
-        else if (field === 'data') {
-          ev.data = hasData ? `${ev.data}\n${value}` : value;
-          hasData = true;
-        }
-      }
-      if (hasData) this.events.push(ev);
-    }
+    this.parser.push(chunk);
   }
 
-  ofType(type: string): SseEvent[] {
+  ofType(type: string): SseBlock[] {
     return this.events.filter((e) => e.event === type);
   }
 
@@ -174,7 +145,7 @@ async function startHub(overrides: Partial<StreamHubOptions> = {}): Promise<Harn
   const liveClient = async (path: string, headers?: Record<string, string>) => {
     const before = joined;
     const c = await client(path, headers);
-    await waitUntil(() => joined > before, 'the stream to join live');
+    await waitFor(() => joined > before, { what: 'the stream to join live' });
     return c;
   };
   return {
@@ -208,7 +179,7 @@ describe('StreamHub', () => {
     expect(c.res.headers['x-accel-buffering']).toBe('no');
     expect(c.res.headers['content-length']).toBeUndefined();
     expect(c.res.headers['content-encoding']).toBeUndefined();
-    await waitUntil(() => c.events.length >= 1, 'connected');
+    await waitFor(() => c.events.length >= 1, { what: 'connected' });
     expect(c.raw.startsWith('retry: 1500\n\nevent: connected\ndata: {')).toBe(true);
     const connected = JSON.parse(c.events[0]!.data);
     expect(connected).toEqual({
@@ -220,7 +191,7 @@ describe('StreamHub', () => {
     expect(c.events[0]!.id).toBeUndefined();
 
     const me = await h.liveClient('/me/events?user=7');
-    await waitUntil(() => me.events.length >= 1, 'connected');
+    await waitFor(() => me.events.length >= 1, { what: 'connected' });
     expect(JSON.parse(me.events[0]!.data)).toMatchObject({ type: 'connected', track_id: null });
     expect(h.hub.openStreams()).toEqual({ track: 1, user: 1 });
   });
@@ -229,10 +200,9 @@ describe('StreamHub', () => {
     const h = await startHub({ heartbeatMs: 40 });
     const a = await h.liveClient('/tracks/t1/events');
     const b = await h.liveClient('/me/events');
-    await waitUntil(
-      () => a.comments.length >= 2 && b.comments.length >= 2,
-      'two pings on each stream',
-    );
+    await waitFor(() => a.comments.length >= 2 && b.comments.length >= 2, {
+      what: 'two pings on each stream',
+    });
     expect(a.comments[0]).toBe('ping');
     expect(a.raw).toContain('\n: ping\n');
   });
@@ -241,7 +211,7 @@ describe('StreamHub', () => {
     const h = await startHub({ heartbeatMs: 15, retryMs: 1500 });
     h.log.readDelayMs = 150; // the join's head read spans several heartbeats
     const c = await h.liveClient('/tracks/t1/events');
-    await waitUntil(() => c.comments.length >= 1, 'a ping after connected');
+    await waitFor(() => c.comments.length >= 1, { what: 'a ping after connected' });
     expect(c.raw.startsWith('retry: 1500\n\nevent: connected\n')).toBe(true);
   });
 
@@ -254,18 +224,15 @@ describe('StreamHub', () => {
       comment: { id: 1, content: 'hi\nthere' },
     });
     h.bus.deliverEvent(evA);
-    await h.hub.publishEphemeral('track:a', {
-      type: 'user_typing',
-      track_id: 'a',
-      user_id: 2,
-      is_typing: true,
-    });
+    await h.hub.publishEphemeral(
+      'track:a',
+      userTypingData('a', { id: 2, username: 'u2' }, true, 5000),
+    );
     const evB = h.log.append('track:b', 'comment_deleted', { comment_id: 9 });
     h.bus.deliverEvent(evB);
-    await waitUntil(
-      () => a1.events.length >= 3 && a2.events.length >= 3 && b.events.length >= 2,
-      'deliveries',
-    );
+    await waitFor(() => a1.events.length >= 3 && a2.events.length >= 3 && b.events.length >= 2, {
+      what: 'deliveries',
+    });
 
     for (const c of [a1, a2]) {
       expect(c.events.slice(1).map((e) => [e.id, e.event])).toEqual([
@@ -286,14 +253,14 @@ describe('StreamHub', () => {
     const evs = [1, 2, 3, 4, 5, 6, 7].map(() => h.log.append('track:t', 'new_comment'));
     // 3 overtakes 1 and 2; 1, 2 and 3 then arrive late (duplicates); 7 overtakes 5 and 6, which never come.
     for (const i of [2, 0, 1, 2, 3, 6, 4, 3]) h.bus.deliverEvent(evs[i]!);
-    await waitUntil(() => c.ids().length >= 7, 'seven events');
+    await waitFor(() => c.ids().length >= 7, { what: 'seven events' });
     await new Promise((r) => setImmediate(r));
     expect(c.ids()).toEqual([1, 2, 3, 4, 5, 6, 7]);
 
     for (const e of evs) h.bus.deliverEvent(e); // a relay republishing everything
     const ev8 = h.log.append('track:t', 'comment_edited');
     h.bus.deliverEvent(ev8);
-    await waitUntil(() => c.ids().length >= 8, 'the eighth event');
+    await waitFor(() => c.ids().length >= 8, { what: 'the eighth event' });
     expect(c.ids()).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
@@ -307,10 +274,10 @@ describe('StreamHub', () => {
     const b = await h.liveClient('/tracks/s/events?user=2');
     expect(h.journal.filter((j) => j.startsWith('subscribe'))).toHaveLength(1);
     a.close();
-    await waitUntil(() => h.hub.openStreams().track === 1, 'one stream left');
+    await waitFor(() => h.hub.openStreams().track === 1, { what: 'one stream left' });
     expect(h.bus.subscribed.has('track:s')).toBe(true);
     b.close();
-    await waitUntil(() => !h.bus.subscribed.has('track:s'), 'unsubscribe');
+    await waitFor(() => !h.bus.subscribed.has('track:s'), { what: 'unsubscribe' });
     expect(h.journal[h.journal.length - 1]).toBe('unsubscribe:track:s');
     expect(h.hub.openStreams()).toEqual({ track: 0, user: 0 });
     expect(await counterValue(h.metrics.openStreams)).toBe(0);
@@ -318,7 +285,7 @@ describe('StreamHub', () => {
     // A new subscriber afterwards subscribes again and gets live events.
     const c = await h.liveClient('/tracks/s/events');
     h.bus.deliverEvent(h.log.append('track:s', 'new_comment'));
-    await waitUntil(() => c.ids().length === 1, 'live event after resubscribe');
+    await waitFor(() => c.ids().length === 1, { what: 'live event after resubscribe' });
   });
 
   test('resumes from Last-Event-ID: exactly (L, head] then live, no gap or duplicate under concurrent writes', async () => {
@@ -345,10 +312,9 @@ describe('StreamHub', () => {
     h.bus.deliverEvent(last);
     const expectFrom = (from: number) =>
       Array.from({ length: last.seq - from }, (_, i) => from + 1 + i);
-    await waitUntil(
-      () => header.ids().at(-1) === last.seq && query.ids().at(-1) === last.seq,
-      'all events',
-    );
+    await waitFor(() => header.ids().at(-1) === last.seq && query.ids().at(-1) === last.seq, {
+      what: 'all events',
+    });
     expect(header.ids()).toEqual(expectFrom(12));
     expect(query.ids()).toEqual(expectFrom(25));
     expect(watcher.ids()).toEqual(expectFrom(30));
@@ -364,7 +330,9 @@ describe('StreamHub', () => {
     const resumed = await h.liveClient('/tracks/q/events', { 'Last-Event-ID': '2' });
     for (const e of [...evs, ...later]) h.bus.deliverEvent(e); // late arrivals
     h.bus.deliverEvent(h.log.append('track:q', 'new_comment'));
-    await waitUntil(() => resumed.ids().at(-1) === 7 && first.ids().at(-1) === 7, 'event 7');
+    await waitFor(() => resumed.ids().at(-1) === 7 && first.ids().at(-1) === 7, {
+      what: 'event 7',
+    });
     expect(resumed.ids()).toEqual([3, 4, 5, 6, 7]);
     expect(first.ids()).toEqual([4, 5, 6, 7]);
   });
@@ -383,7 +351,7 @@ describe('StreamHub', () => {
     await h.log.pruneBefore(new Date(Date.now() - 30_000)); // retains 6..10
     const c = await h.liveClient('/tracks/x/events', { 'Last-Event-ID': id });
     h.bus.deliverEvent(h.log.append('track:x', 'new_comment'));
-    await waitUntil(() => c.ids().length === 1, 'the live event');
+    await waitFor(() => c.ids().length === 1, { what: 'the live event' });
     expect(c.events.map((e) => e.event)).toEqual(['connected', 'reset', 'new_comment']);
     expect(c.events[1]!.id).toBeUndefined();
     expect(JSON.parse(c.events[1]!.data)).toEqual({ type: 'reset', track_id: 'x', reason });
@@ -398,7 +366,7 @@ describe('StreamHub', () => {
     for (let i = 0; i < 3; i++) h.log.append('track:x', 'new_comment');
     await h.log.pruneBefore(new Date(Date.now() - 30_000));
     const c = await h.liveClient('/tracks/x/events', { 'Last-Event-ID': '5' });
-    await waitUntil(() => c.ids().length === 3, 'the replay');
+    await waitFor(() => c.ids().length === 3, { what: 'the replay' });
     expect(c.ofType('reset')).toHaveLength(0);
     expect(c.ids()).toEqual([6, 7, 8]);
   });
@@ -411,10 +379,9 @@ describe('StreamHub', () => {
     stalled.pause(); // never reads: the kernel buffers fill, then the server's
     stalled.write('GET /tracks/slow/events?user=2 HTTP/1.1\r\nHost: x\r\n\r\n');
     cleanups.push(() => void stalled.destroy());
-    await waitUntil(
-      () => h.hub.openStreams().track === 2 && h.joined() === 2,
-      'the stalled stream to join',
-    );
+    await waitFor(() => h.hub.openStreams().track === 2 && h.joined() === 2, {
+      what: 'the stalled stream to join',
+    });
 
     const blob = 'x'.repeat(32 * 1024);
     let sent = 0;
@@ -424,12 +391,13 @@ describe('StreamHub', () => {
       sent++;
       if (sent % 10 === 0) await new Promise((r) => setImmediate(r));
     }
-    await waitUntil(() => h.hub.openStreams().track === 1, 'the stalled stream to be removed');
-    await waitUntil(
-      () => healthy.ids().length === sent,
-      'the healthy subscriber to get every event',
-      20_000,
-    );
+    await waitFor(() => h.hub.openStreams().track === 1, {
+      what: 'the stalled stream to be removed',
+    });
+    await waitFor(() => healthy.ids().length === sent, {
+      what: 'the healthy subscriber to get every event',
+      timeoutMs: 20_000,
+    });
     expect(healthy.ended).toBe(false);
     expect(healthy.ids()).toEqual(Array.from({ length: sent }, (_, i) => i + 1));
   });
@@ -442,7 +410,7 @@ describe('StreamHub', () => {
     expect(overUser.res.statusCode).toBe(429);
     expect(overUser.res.headers['retry-after']).toMatch(/^\d+$/);
     expect(overUser.res.headers['content-type']).toMatch(/^application\/json/);
-    await waitUntil(() => overUser.ended, 'the refusal body');
+    await waitFor(() => overUser.ended, { what: 'the refusal body' });
     expect(JSON.parse(overUser.raw)).toEqual({
       error: { code: 'too_many_streams', message: expect.any(String) },
     });
@@ -450,7 +418,7 @@ describe('StreamHub', () => {
     await h.liveClient('/tracks/a/events?user=2');
     const overReplica = await h.client('/tracks/a/events?user=3');
     expect(overReplica.res.statusCode).toBe(503);
-    await waitUntil(() => overReplica.ended, 'the refusal body');
+    await waitFor(() => overReplica.ended, { what: 'the refusal body' });
     expect(JSON.parse(overReplica.raw)).toEqual({
       error: { code: 'replica_full', message: expect.any(String) },
     });
@@ -462,19 +430,19 @@ describe('StreamHub', () => {
     const c = await h.liveClient('/tracks/c/events');
     const other = await h.liveClient('/me/events?user=3');
     h.bus.deliverEvent(h.log.append('track:c', 'new_comment'));
-    await waitUntil(() => c.ids().length === 1, 'the first event');
+    await waitFor(() => c.ids().length === 1, { what: 'the first event' });
     // The bus loses these (an outage): only the log has them.
     h.log.append('track:c', 'new_comment');
     h.log.append('track:c', 'comment_edited');
     h.log.append('user:3', 'mention');
     await h.hub.catchUp();
-    await waitUntil(() => c.ids().length === 3 && other.ids().length === 1, 'caught up');
+    await waitFor(() => c.ids().length === 3 && other.ids().length === 1, { what: 'caught up' });
     expect(c.ids()).toEqual([1, 2, 3]);
     expect(other.ids()).toEqual([1]);
 
     h.log.append('track:c', 'comment_deleted');
     h.bus.simulateReconnect();
-    await waitUntil(() => c.ids().length === 4, 'caught up after reconnect');
+    await waitFor(() => c.ids().length === 4, { what: 'caught up after reconnect' });
     expect(c.events.at(-1)!.event).toBe('comment_deleted');
   });
 
@@ -485,10 +453,10 @@ describe('StreamHub', () => {
     const second = h.log.append('track:g', 'new_comment');
     h.log.failReads = true;
     h.bus.deliverEvent(second); // 1 was lost on the bus: a gap, and the log is down
-    await waitUntil(() => h.log.failedReads >= 2, 'the fill and its retry to fail');
+    await waitFor(() => h.log.failedReads >= 2, { what: 'the fill and its retry to fail' });
     expect(c.ids()).toEqual([]);
     h.log.failReads = false;
-    await waitUntil(() => c.ids().length === 2, 'the retried fill', 5000);
+    await waitFor(() => c.ids().length === 2, { what: 'the retried fill', timeoutMs: 5000 });
     expect(c.ids()).toEqual([1, 2]);
   });
 
@@ -497,10 +465,10 @@ describe('StreamHub', () => {
     h.log.append('track:h', 'new_comment');
     h.log.failReads = true;
     const c = await h.client('/tracks/h/events', { 'Last-Event-ID': '0' });
-    await waitUntil(() => c.ended, 'the connection to end');
+    await waitFor(() => c.ended, { what: 'the connection to end' });
     expect(c.ofType('connected')).toHaveLength(1);
     expect(c.ids()).toEqual([]);
-    await waitUntil(() => h.hub.openStreams().track === 0, 'cleanup');
+    await waitFor(() => h.hub.openStreams().track === 0, { what: 'cleanup' });
   });
 
   test('drain spreads the closes, sends a short retry and refuses new streams', async () => {
@@ -513,16 +481,16 @@ describe('StreamHub', () => {
     const started = Date.now();
     await h.hub.drain(400);
     expect(h.hub.openStreams()).toEqual({ track: 0, user: 0 });
-    await waitUntil(() => endedAt.size === 4, 'all clients to see the end');
+    await waitFor(() => endedAt.size === 4, { what: 'all clients to see the end' });
     for (const c of clients) expect(c.retry).toBe(500);
     const times = [...endedAt.values()].sort((a, b) => a - b);
     expect(times[3]! - times[0]!).toBeGreaterThanOrEqual(150);
     expect(times[3]! - started).toBeLessThan(2000);
-    await waitUntil(() => !h.bus.subscribed.has('track:d'), 'unsubscribe');
+    await waitFor(() => !h.bus.subscribed.has('track:d'), { what: 'unsubscribe' });
 
     const refused = await h.client('/tracks/d/events');
     expect(refused.res.statusCode).toBe(503);
-    await waitUntil(() => refused.ended, 'the refusal body');
+    await waitFor(() => refused.ended, { what: 'the refusal body' });
     expect(JSON.parse(refused.raw).error.code).toBe('shutting_down');
   });
 
@@ -536,10 +504,10 @@ describe('StreamHub', () => {
         got.push({ type, id: e.lastEventId, data: JSON.parse(e.data) }),
       );
     }
-    await waitUntil(() => got.length === 1 && h.joined() === 1, 'connected');
+    await waitFor(() => got.length === 1 && h.joined() === 1, { what: 'connected' });
     h.bus.deliverEvent(h.log.append('track:e', 'new_comment'));
     h.bus.deliverEvent(h.log.append('track:e', 'comment_edited'));
-    await waitUntil(() => got.length === 3, 'two events');
+    await waitFor(() => got.length === 3, { what: 'two events' });
     expect(got.map((g) => [g.type, g.id])).toEqual([
       ['connected', ''],
       ['new_comment', '1'],
@@ -551,7 +519,7 @@ describe('StreamHub', () => {
     for (const s of h.serverSockets) s.destroy();
     h.log.append('track:e', 'new_comment');
     h.log.append('track:e', 'new_comment');
-    await waitUntil(() => got.length === 6, 'reconnect and replay');
+    await waitFor(() => got.length === 6, { what: 'reconnect and replay' });
     expect(got.slice(3).map((g) => [g.type, g.id])).toEqual([
       ['connected', ''],
       ['new_comment', '3'],

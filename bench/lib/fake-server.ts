@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type net from 'node:net';
+import { connectedData, newCommentData } from '../../src/events/builders';
 
 /**
  * A tiny stand-in for the real service, for the bench's self-test: track SSE
@@ -149,7 +150,7 @@ export class FakeSseServer {
     this.write(sub, `: hello${e}${e}`);
     this.write(
       sub,
-      `event: connected${e}data: ${JSON.stringify({ type: 'connected', track_id: track, message: 'ok', connection_id: 'c' })}${e}${e}`,
+      `event: connected${e}data: ${JSON.stringify(connectedData(track, 'c'))}${e}${e}`,
     );
     const lastId = req.headers['last-event-id'];
     if (typeof lastId === 'string') {
@@ -197,11 +198,18 @@ export class FakeSseServer {
       const log = this.logs.get(track) ?? [];
       this.logs.set(track, log);
       const seq = log.length + 1;
-      const data = {
-        type: 'new_comment',
+      const data = newCommentData({
+        id: n,
         track_id: track,
-        comment: { id: n, track_id: track, content, user: { id: 1, username: 'u' } },
-      };
+        user: { id: 1, username: 'u' },
+        content,
+        timestamp: 0,
+        parent_id: null,
+        mentions: [],
+        is_edited: false,
+        last_edited_at: null,
+        created_at: new Date().toISOString(),
+      });
       const e = this.eol();
       const json = JSON.stringify(data);
       const frameBody = `id: ${seq}${e}event: new_comment${e}data: ${json}${e}${e}`;

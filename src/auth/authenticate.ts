@@ -3,14 +3,22 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { jwtVerify, errors as joseErrors } from 'jose';
 import type { User } from '../domain/types';
 
+/**
+ * An identity failure, by code: `unauthenticated` (no valid credentials) or `forbidden`
+ * (valid, but not these). src/http/errors.ts maps the codes to statuses.
+ */
 export class AuthError extends Error {
   constructor(
-    readonly status: 401 | 403,
-    readonly code: string,
+    readonly code: 'unauthenticated' | 'forbidden',
     message: string,
   ) {
     super(message);
   }
+}
+
+/** The token of an `Authorization: Bearer <token>` header; null for any other form. */
+export function bearerToken(authorization: string): string | null {
+  return /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(authorization)?.[1] ?? null;
 }
 
 /** Reads one cookie from a Cookie header without a parser dependency. */
@@ -35,9 +43,10 @@ export function readCookie(header: string | undefined, name: string): string | u
 export function tokenFrom(headers: IncomingHttpHeaders): string | undefined {
   const auth = headers.authorization;
   if (auth !== undefined) {
-    const m = /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(auth);
-    if (!m) throw new AuthError(401, 'unauthenticated', 'Authorization must be "Bearer <token>"');
-    return m[1];
+    const token = bearerToken(auth);
+    if (token === null)
+      throw new AuthError('unauthenticated', 'Authorization must be "Bearer <token>"');
+    return token;
   }
   return readCookie(headers.cookie, 'access_token');
 }
@@ -103,11 +112,7 @@ export class UserAuthenticator {
   private verifiedToken(headers: IncomingHttpHeaders): Promise<VerifiedToken> {
     const token = tokenFrom(headers);
     if (!token)
-      throw new AuthError(
-        401,
-        'unauthenticated',
-        'a bearer token or access_token cookie is required',
-      );
+      throw new AuthError('unauthenticated', 'a bearer token or access_token cookie is required');
     return this.verify(token);
   }
 
@@ -115,7 +120,7 @@ export class UserAuthenticator {
     const hit = this.cache.get(id);
     if (hit && hit.until > Date.now()) return hit.user;
     const user = await this.findUser(id);
-    if (!user) throw new AuthError(401, 'unauthenticated', 'unknown user');
+    if (!user) throw new AuthError('unauthenticated', 'unknown user');
     if (this.cache.size > 10000) this.cache.clear();
     this.cache.set(id, { user, until: Date.now() + this.cacheMs });
     return user;
@@ -126,7 +131,7 @@ export class UserAuthenticator {
     const now = Date.now();
     const seen = this.verified.get(token);
     if (seen && seen.until > now) {
-      if (seen.expMs <= now) throw new AuthError(401, 'unauthenticated', 'token expired');
+      if (seen.expMs <= now) throw new AuthError('unauthenticated', 'token expired');
       return seen;
     }
     let sub: string | undefined;
@@ -141,10 +146,10 @@ export class UserAuthenticator {
       exp = payload.exp;
     } catch (err) {
       const expired = err instanceof joseErrors.JWTExpired;
-      throw new AuthError(401, 'unauthenticated', expired ? 'token expired' : 'invalid token');
+      throw new AuthError('unauthenticated', expired ? 'token expired' : 'invalid token');
     }
     if (!sub || !SUB.test(sub) || Number(sub) > 2147483647) {
-      throw new AuthError(401, 'unauthenticated', 'token subject is not a user id');
+      throw new AuthError('unauthenticated', 'token subject is not a user id');
     }
     const verified = { id: Number(sub), expMs: (exp ?? 0) * 1000, until: now + 60_000 };
     if (this.verified.size >= 20000) this.verified.clear();
@@ -168,16 +173,15 @@ export class AdminAuthenticator {
 
   check(headers: IncomingHttpHeaders): void {
     const auth = headers.authorization;
-    const m = auth ? /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(auth) : null;
-    if (!m)
+    const token = auth === undefined ? null : bearerToken(auth);
+    if (token === null)
       throw new AuthError(
-        401,
         'unauthenticated',
         'the admin API needs Authorization: Bearer <ADMIN_TOKEN>',
       );
-    const given = createHash('sha256').update(m[1]!).digest();
+    const given = createHash('sha256').update(token).digest();
     if (!timingSafeEqual(given, this.digest)) {
-      throw new AuthError(403, 'forbidden', 'not the admin token');
+      throw new AuthError('forbidden', 'not the admin token');
     }
   }
 }

@@ -1,4 +1,4 @@
-import type { BusMessage, EventType } from '../events/types';
+import { isEventType, type BusMessage } from '../events/types';
 
 /**
  * Bus wire format, one Redis message per event; the stream is the channel:
@@ -8,14 +8,6 @@ import type { BusMessage, EventType } from '../events/types';
  * Only the first two newlines are separators, so `data` may contain anything
  * (it is sliced out, never parsed here). An empty seq means an ephemeral event.
  */
-
-const KNOWN_TYPES: ReadonlySet<string> = new Set<EventType>([
-  'new_comment',
-  'comment_edited',
-  'comment_deleted',
-  'mention',
-  'user_typing',
-]);
 
 const SEQ_PATTERN = /^(0|[1-9][0-9]{0,15})$/;
 
@@ -30,7 +22,7 @@ export function decodeBusPayload(stream: string, payload: string): BusMessage | 
   const typeEnd = payload.indexOf('\n', seqEnd + 1);
   if (typeEnd < 0) return null;
   const type = payload.slice(seqEnd + 1, typeEnd);
-  if (!KNOWN_TYPES.has(type)) return null;
+  if (!isEventType(type)) return null;
   let seq: number | null = null;
   if (seqEnd > 0) {
     const seqText = payload.slice(0, seqEnd);
@@ -40,5 +32,5 @@ export function decodeBusPayload(stream: string, payload: string): BusMessage | 
   }
   const data = payload.slice(typeEnd + 1);
   if (data.length === 0) return null;
-  return { stream, seq, type: type as EventType, data };
+  return { stream, seq, type, data };
 }

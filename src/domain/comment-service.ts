@@ -1,37 +1,38 @@
+import { reviseForEdit, scrubForDelete } from './event-payloads';
+import { MAX_MENTIONED_USERS, mentionedUsernames } from './mentions';
+import { DomainError, invalidParent, notFound } from './errors';
+import { canDeleteComment, canEditComment } from './permissions';
+import type { CatalogReader, CommentRepository, DataPath, NewEvent } from './repositories';
+import type { Comment, CommentCursor, CommentOrder, TrackContext, User, UserRef } from './types';
 import {
   commentDeletedData,
   commentEditedData,
   mentionData,
   newCommentData,
-  reviseForEdit,
-  scrubForDelete,
-} from './event-payloads';
-import { MAX_MENTIONED_USERS, mentionedUsernames } from './mentions';
-import {
-  DomainError,
-  type Comment,
-  type CommentCursor,
-  type CommentOrder,
-  type User,
-} from './types';
-import type { CatalogStore } from '../store/catalog-store';
-import type { CommentStore } from '../store/comment-store';
-import type { NewEvent } from '../store/event-log';
-import { trackStream, userStream, type StoredEvent } from '../events/types';
+  userTypingData,
+} from '../events/builders';
+import { trackStream, userStream, type EventData, type StoredEvent } from '../events/types';
 
 /** Receives a transaction's events right after it committed (the outbox relay publishes them). */
 export type CommittedEventsSink = (events: StoredEvent[]) => void;
 
-const notFound = (what: string) => new DomainError(404, 'not_found', `${what} not found`);
+/** An event that is published but never stored (`user_typing`). */
+export interface EphemeralEvent {
+  stream: string;
+  data: EventData;
+}
+
+/** Where a new comment's id sits in the events its creation emits (each embeds the comment). */
+const NEW_COMMENT_ID_PATH: DataPath = ['comment', 'id'];
 
 /**
  * Comment use cases: permissions, mention fan-out, and which events each
- * change emits. Persistence and the events' transaction live in the store.
+ * change emits. Persistence and the events' transaction live behind the repositories.
  */
 export class CommentService {
   constructor(
-    private readonly catalog: CatalogStore,
-    private readonly comments: CommentStore,
+    private readonly catalog: CatalogReader,
+    private readonly comments: CommentRepository,
     private readonly onCommitted: CommittedEventsSink,
   ) {}
 
@@ -40,7 +41,7 @@ export class CommentService {
     opts: { order: CommentOrder; limit: number; cursor: CommentCursor | null },
   ): Promise<{ comments: Comment[]; next: CommentCursor | null }> {
     if (opts.cursor && opts.cursor.order !== opts.order) {
-      throw new DomainError(400, 'invalid_cursor', 'cursor was made for another order');
+      throw new DomainError('invalid_cursor', 'cursor was made for another order');
     }
     await this.requireTrack(trackId);
     // One extra row tells whether another page exists.
@@ -66,16 +67,13 @@ export class CommentService {
     const track = await this.requireTrack(trackId);
     if (track.duration_s !== null && input.timestamp > track.duration_s) {
       throw new DomainError(
-        400,
         'invalid_timestamp',
         `timestamp must be between 0 and the track's duration (${track.duration_s} s)`,
       );
     }
     if (input.parentId !== null) {
       const parent = await this.comments.find(input.parentId);
-      if (!parent || parent.track_id !== trackId) {
-        throw new DomainError(400, 'invalid_parent', 'parent_id must name a comment on this track');
-      }
+      if (!parent || parent.track_id !== trackId) throw invalidParent();
     }
     const mentioned = await this.mentionedUsers(input.content);
     const recipients = mentionRecipients(
@@ -93,9 +91,15 @@ export class CommentService {
         mentions: mentioned,
       },
       (comment) => [
-        { stream: trackStream(trackId), type: 'new_comment', data: newCommentData(comment) },
+        {
+          stream: trackStream(trackId),
+          type: 'new_comment',
+          data: newCommentData(comment),
+          commentId: comment.id,
+        },
         ...recipients.map((userId) => mentionEvent(userId, comment, author)),
       ],
+      NEW_COMMENT_ID_PATH,
     );
     this.onCommitted(events);
     return result;
@@ -105,8 +109,8 @@ export class CommentService {
   async edit(editor: User, commentId: number, content: string): Promise<Comment> {
     const current = await this.comments.find(commentId);
     if (!current) throw notFound('comment');
-    if (current.user.id !== editor.id) {
-      throw new DomainError(403, 'forbidden', 'only the author can edit a comment');
+    if (!canEditComment(editor, current)) {
+      throw new DomainError('forbidden', 'only the author can edit a comment');
     }
     const mentioned = await this.mentionedUsers(content);
     const committed = await this.comments.edit(
@@ -117,6 +121,7 @@ export class CommentService {
           stream: trackStream(comment.track_id),
           type: 'comment_edited',
           data: commentEditedData(comment),
+          commentId: comment.id,
         },
         ...added
           .filter((userId) => userId !== editor.id)
@@ -134,11 +139,8 @@ export class CommentService {
     const current = await this.comments.find(commentId);
     if (!current) throw notFound('comment');
     const track = await this.requireTrack(current.track_id);
-    const allowed =
-      current.user.id === actor.id || track.album_creator_id === actor.id || actor.is_team;
-    if (!allowed) {
+    if (!canDeleteComment(actor, current, track)) {
       throw new DomainError(
-        403,
         'forbidden',
         "only the author, the album's creator or the team can delete a comment",
       );
@@ -150,6 +152,7 @@ export class CommentService {
           stream: trackStream(track.id),
           type: 'comment_deleted' as const,
           data: commentDeletedData(track.id, id),
+          commentId: id,
         })),
       scrubForDelete,
     );
@@ -162,7 +165,6 @@ export class CommentService {
     const users = await this.catalog.findUsersByUsername(mentionedUsernames(content));
     if (users.length > MAX_MENTIONED_USERS) {
       throw new DomainError(
-        400,
         'too_many_mentions',
         `a comment may name at most ${MAX_MENTIONED_USERS} users (it names ${users.length})`,
       );
@@ -170,7 +172,24 @@ export class CommentService {
     return users;
   }
 
-  async requireTrack(trackId: string) {
+  /**
+   * `user` is typing (or stopped) on the track: the `user_typing` event to publish. Not
+   * stored; a client drops the indicator after `expiresInMs` without a newer one.
+   */
+  async typing(
+    user: UserRef,
+    trackId: string,
+    isTyping: boolean,
+    expiresInMs: number,
+  ): Promise<EphemeralEvent> {
+    await this.requireTrack(trackId);
+    return {
+      stream: trackStream(trackId),
+      data: userTypingData(trackId, user, isTyping, expiresInMs),
+    };
+  }
+
+  async requireTrack(trackId: string): Promise<TrackContext> {
     const track = await this.catalog.findTrack(trackId);
     if (!track) throw notFound('track');
     return track;
@@ -192,4 +211,5 @@ const mentionEvent = (userId: number, comment: Comment, from: User): NewEvent =>
   stream: userStream(userId),
   type: 'mention',
   data: mentionData(userId, comment, from),
+  commentId: comment.id,
 });

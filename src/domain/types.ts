@@ -1,9 +1,9 @@
 /** Domain objects, in the contract's JSON shape (snake_case), shared by the store, the domain services and HTTP. */
 
-export interface UserRef {
-  id: number;
-  username: string;
-}
+import type { UserRef } from '../events/catalogue';
+
+/** The comment and user reference are the contract's wire shapes, declared once there. */
+export type { Comment, UserRef } from '../events/catalogue';
 
 export interface User extends UserRef {
   is_creator: boolean;
@@ -29,19 +29,6 @@ export interface TrackContext extends Track {
   album_creator_id: number;
 }
 
-export interface Comment {
-  id: number;
-  track_id: string;
-  user: UserRef;
-  content: string;
-  timestamp: number;
-  parent_id: number | null;
-  mentions: UserRef[];
-  is_edited: boolean;
-  last_edited_at: string | null;
-  created_at: string;
-}
-
 export type CommentOrder = 'timestamp' | 'created';
 
 /** Where a page of comments continues: the sort key of the last item returned. */
@@ -49,15 +36,4 @@ export interface CommentCursor {
   order: CommentOrder;
   timestamp: number;
   id: number;
-}
-
-/** Domain failures; HTTP maps each `code` to a status. */
-export class DomainError extends Error {
-  constructor(
-    readonly status: 400 | 403 | 404 | 409,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
 }

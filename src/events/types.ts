@@ -6,18 +6,31 @@
  *   - `user:<userId>`   – a user's personal stream (mention)
  * Ephemeral events (user_typing) travel on a track stream's bus channel but
  * have no seq: they are never stored and carry no SSE `id:`.
+ * What each event's `data` holds is in ./catalogue.ts.
  */
+import type { EventType, StoredEventData, StoredEventType } from './catalogue';
 
-export type StoredEventType = 'new_comment' | 'comment_edited' | 'comment_deleted' | 'mention';
-export type EphemeralEventType = 'user_typing';
-export type EventType = StoredEventType | EphemeralEventType;
+export type {
+  EphemeralEventType,
+  EventData,
+  EventType,
+  StoredEventData,
+  StoredEventType,
+} from './catalogue';
 
-/** The SSE `data` object: always carries `type` and `track_id`. */
-export interface EventData {
-  type: EventType;
-  track_id: string;
-  [key: string]: unknown;
-}
+/** One entry per event type the bus carries: the compiler checks none is missing. */
+const BUS_EVENT_TYPES: Readonly<Record<EventType, true>> = {
+  new_comment: true,
+  comment_edited: true,
+  comment_deleted: true,
+  mention: true,
+  user_typing: true,
+};
+
+const BUS_EVENT_TYPE_NAMES: ReadonlySet<string> = new Set(Object.keys(BUS_EVENT_TYPES));
+
+/** Whether `name` is the type of an event the bus carries. */
+export const isEventType = (name: string): name is EventType => BUS_EVENT_TYPE_NAMES.has(name);
 
 /** An event as stored in the log (and as published on the bus after commit). */
 export interface StoredEvent {
@@ -25,7 +38,8 @@ export interface StoredEvent {
   /** Strictly increasing within `stream`, in commit order; the SSE `id:`. */
   seq: number;
   type: StoredEventType;
-  data: EventData;
+  /** Its `type` is the event's `type`. */
+  data: StoredEventData;
 }
 
 /** What travels on the bus: a stored event, or an ephemeral one (seq null). */

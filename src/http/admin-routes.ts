@@ -1,5 +1,5 @@
 import type { Router } from 'express';
-import type { CatalogStore } from '../store/catalog-store';
+import type { CatalogWriter } from '../domain/repositories';
 import { sendError } from './errors';
 import {
   acceptBodies,
@@ -13,7 +13,7 @@ import {
 import { exactRouter } from './exact-routing';
 
 /** Catalogue upserts for the main application (contract section 4). Mounted behind `requireAdmin`. */
-export function adminRoutes(catalog: CatalogStore, onUserChanged: (id: number) => void): Router {
+export function adminRoutes(catalog: CatalogWriter, onUserChanged: (id: number) => void): Router {
   const router = exactRouter();
   router.use(acceptBodies('json'));
 

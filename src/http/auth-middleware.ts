@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import type { AdminAuthenticator, UserAuthenticator } from '../auth/authenticate';
+import type { AdminAuthenticator, Session, UserAuthenticator } from '../auth/authenticate';
 import type { User } from '../domain/types';
 
 /**
@@ -7,7 +7,7 @@ import type { User } from '../domain/types';
  * (epoch ms) on `res.locals.tokenExpiresAt`.
  */
 export function requireUser(auth: UserAuthenticator) {
-  return async (req: Request, res: Response, next: NextFunction) => {
+  return async function requireUser(req: Request, res: Response, next: NextFunction) {
     const session = await auth.session(req.headers);
     res.locals.user = session.user;
     res.locals.tokenExpiresAt = session.expiresAt;
@@ -26,3 +26,9 @@ export const currentUser = (res: Response): User => res.locals.user as User;
 
 /** When the caller's token expires (epoch ms): a stream opened with it ends then. */
 export const tokenExpiresAt = (res: Response): number => res.locals.tokenExpiresAt as number;
+
+/** The caller's user and token expiry, as `requireUser` left them. */
+export const currentSession = (res: Response): Session => ({
+  user: currentUser(res),
+  expiresAt: tokenExpiresAt(res),
+});

@@ -1,5 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { errorBody } from './errors';
 
 /** The answer to a request Node's HTTP parser refused, by the parser's error code. */
 function answerFor(code: string | undefined): { status: number; code: string; message: string } {
@@ -31,7 +32,7 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
     return;
   }
   const { status, code, message } = answerFor(err.code);
-  const body = JSON.stringify({ error: { code, message } });
+  const body = JSON.stringify(errorBody(code, message));
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
       'Content-Type: application/json; charset=utf-8\r\n' +

@@ -15,6 +15,7 @@ import {
   trackIdParam,
 } from './validation';
 import { exactRouter } from './exact-routing';
+import { createComment, HOT_ROUTES } from './hot-endpoints';
 
 /** Comment REST endpoints (contract section 4). Mounted behind `requireUser`. */
 export function commentRoutes(comments: CommentService): Router {
@@ -31,15 +32,11 @@ export function commentRoutes(comments: CommentService): Router {
     res.json({ comments: page.comments, next_cursor: page.next ? encodeCursor(page.next) : null });
   });
 
-  router.post('/tracks/:trackId/comments', acceptBodies('json', 'form'), async (req, res) => {
+  router.post(HOT_ROUTES.createComment.path, acceptBodies('json', 'form'), async (req, res) => {
     const trackId = trackIdParam(req);
     const body = parseBody(req, createCommentBody, createCommentFormTypes);
-    const comment = await comments.create(currentUser(res), trackId, {
-      content: body.content,
-      timestamp: body.timestamp,
-      parentId: body.parent_id,
-    });
-    res.status(201).location(`/api/comments/${comment.id}`).json({ comment });
+    const answer = await createComment(comments, currentUser(res), trackId, body);
+    res.status(answer.status).set(answer.headers).json(answer.body);
   });
 
   router.patch('/comments/:commentId', acceptBodies('json', 'form'), async (req, res) => {

@@ -64,6 +64,7 @@ const crossOriginRefused = (): HttpError =>
 /** The rule for the express app; the lean comment path calls `refusesCrossOrigin` itself. */
 export function crossOriginProtection(trustedOrigins: readonly string[]): RequestHandler {
   const trusted = trustedOriginSet(trustedOrigins);
-  return (req, _res, next) =>
+  return function crossOriginProtection(req, _res, next) {
     next(refusesCrossOrigin(req, trusted) ? crossOriginRefused() : undefined);
+  };
 }

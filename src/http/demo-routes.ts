@@ -1,6 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { TrackContext, User } from '../domain/types';
+import { describeZodError, errorAnswer, sendError } from './errors';
 import { exactRouter } from './exact-routing';
 
 /**
@@ -8,9 +9,6 @@ import { exactRouter } from './exact-routing';
  * Mounted at `/api/demo` only when the demo page is on, which is never in production
  * (anyone may become anyone here: it is a demo, not an identity provider).
  */
-
-/** What an auth middleware may have left on `res.locals.user` (either casing of the roles). */
-type LocalsUser = User | { id: number; username: string; isCreator: boolean; isTeam: boolean };
 
 export interface DemoRouterDeps {
   issueToken(userId: number): Promise<string>;
@@ -44,10 +42,6 @@ const sessionBody = z
   })
   .strict();
 
-function sendError(res: Response, status: number, code: string, message: string): void {
-  res.status(status).json({ error: { code, message } });
-}
-
 /** Seconds until the JWT's `exp`; the token is our own, so reading (not verifying) it is enough. */
 export function secondsUntilExpiry(token: string, nowMs = Date.now()): number | null {
   const payload = token.split('.')[1];
@@ -61,14 +55,6 @@ export function secondsUntilExpiry(token: string, nowMs = Date.now()): number | 
   } catch {
     return null;
   }
-}
-
-function describeIssue(err: z.ZodError): string {
-  const issue = err.issues[0];
-  if (!issue) return 'invalid input';
-  if (issue.code === 'unrecognized_keys') return `unknown field(s): ${issue.keys.join(', ')}`;
-  const field = issue.path.join('.');
-  return field ? `${field}: ${issue.message}` : issue.message;
 }
 
 /**
@@ -113,13 +99,15 @@ export function createDemoRouter(deps: DemoRouterDeps): express.Router {
   });
 
   router.get('/me', async (req, res, next) => {
-    let user = res.locals.user as LocalsUser | undefined;
+    let user = res.locals.user as User | undefined;
     if (!user && deps.authenticate) {
       try {
         user = await deps.authenticate(req);
       } catch (err) {
-        const e = err as { status?: unknown; code?: unknown; message?: unknown };
-        if (e?.status !== 401 && e?.status !== 403) {
+        // Not signed in (or not allowed) answers below; any other failure is the app's.
+        const answer = errorAnswer(err);
+        const status = answer !== null && answer !== 'aborted' ? answer.status : 0;
+        if (status !== 401 && status !== 403) {
           next(err);
           return;
         }
@@ -133,8 +121,8 @@ export function createDemoRouter(deps: DemoRouterDeps): express.Router {
       user: {
         id: user.id,
         username: user.username,
-        is_creator: 'is_creator' in user ? user.is_creator : user.isCreator,
-        is_team: 'is_team' in user ? user.is_team : user.isTeam,
+        is_creator: user.is_creator,
+        is_team: user.is_team,
       },
     });
   });
@@ -160,7 +148,7 @@ export function createDemoRouter(deps: DemoRouterDeps): express.Router {
       }
       const parsed = sessionBody.safeParse(req.body ?? {});
       if (!parsed.success) {
-        sendError(res, 400, 'invalid_input', describeIssue(parsed.error));
+        sendError(res, 400, 'invalid_input', describeZodError(parsed.error));
         return;
       }
       const user = await deps.findUser(parsed.data.user_id);

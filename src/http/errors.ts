@@ -2,8 +2,9 @@ import type { ErrorRequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { AuthError } from '../auth/authenticate';
-import { DomainError } from '../domain/types';
-import { isDatabaseUnavailable } from '../store/db-errors';
+import { DomainError, type DomainErrorCode } from '../domain/errors';
+import { errorBody } from '../events/error-body';
+import { isDatabaseUnavailable } from '../domain/storage-unavailable';
 
 /** An error with the contract's body: `{"error":{"code","message"}}`. */
 export class HttpError extends Error {
@@ -22,6 +23,9 @@ export const invalidJson = () =>
   new HttpError(400, 'invalid_json', 'request body is not valid JSON');
 export const notFound = (message = 'not found') => new HttpError(404, 'not_found', message);
 
+export { errorBody } from '../events/error-body';
+
+/** An express answer with the contract's error body. */
 export function sendError(
   res: Response,
   status: number,
@@ -33,7 +37,7 @@ export function sendError(
     res.destroy();
     return;
   }
-  res.status(status).set(headers).json({ error: { code, message } });
+  res.status(status).set(headers).json(errorBody(code, message));
 }
 
 /** Turns a zod failure into one readable sentence (first issue, with its field). */
@@ -49,6 +53,21 @@ interface BodyParserError {
   type?: string;
   status?: number;
 }
+
+/** The HTTP status of each domain failure (contract section 4). */
+const DOMAIN_STATUS: Record<DomainErrorCode, number> = {
+  not_found: 404,
+  forbidden: 403,
+  invalid_cursor: 400,
+  invalid_timestamp: 400,
+  invalid_parent: 400,
+  too_many_mentions: 400,
+  username_taken: 409,
+  unknown_user: 400,
+  unknown_album: 400,
+};
+
+const AUTH_STATUS: Record<AuthError['code'], number> = { unauthenticated: 401, forbidden: 403 };
 
 /** The contract answer for an error: status, code, message and extra headers. */
 export interface ErrorAnswer {
@@ -66,9 +85,10 @@ export interface ErrorAnswer {
 export function errorAnswer(err: unknown): ErrorAnswer | 'aborted' | null {
   if (err instanceof HttpError)
     return { status: err.status, code: err.code, message: err.message, headers: err.headers };
-  if (err instanceof DomainError || err instanceof AuthError) {
-    return { status: err.status, code: err.code, message: err.message };
-  }
+  if (err instanceof DomainError)
+    return { status: DOMAIN_STATUS[err.code], code: err.code, message: err.message };
+  if (err instanceof AuthError)
+    return { status: AUTH_STATUS[err.code], code: err.code, message: err.message };
   if (err instanceof z.ZodError)
     return { status: 400, code: 'invalid_input', message: describeZodError(err) };
   if (isDatabaseUnavailable(err)) return DATABASE_UNAVAILABLE;

@@ -1,9 +1,10 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import type { Express, Request } from 'express';
+import type { Express, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import type { HeaderStep } from '../app';
-import { errorAnswer, INTERNAL_ERROR } from './errors';
-import { redactUrl } from './logging';
+import type { HeaderStep } from './response-headers';
+import { errorAnswer, errorBody, INTERNAL_ERROR } from './errors';
+import { accessLogLevel, accessLogRequest, accessLogResponse, redactUrl } from './logging';
+import { jsonBodyParser } from './validation';
 
 /**
  * Serves one kind of request without express, or declines it. Returns true when it took the
@@ -20,6 +21,7 @@ export type ResponseHeaders = Record<string, string | string[]>;
  */
 export class LeanHttp {
   readonly toApp: RequestListener;
+  private readonly jsonBody = jsonBodyParser();
 
   constructor(
     private readonly app: Express,
@@ -82,16 +84,29 @@ export class LeanHttp {
     message: string,
     extra: Record<string, unknown> = {},
   ): void {
-    const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+    const level = accessLogLevel(status);
     if (!this.logger.isLevelEnabled(level)) return;
     this.logger[level](
       {
-        req: { id, method: req.method, url: redactUrl(req.url), ip: this.clientIp(req) },
-        res: { statusCode: status },
+        req: accessLogRequest(id, req.method, req.url, this.clientIp(req)),
+        res: accessLogResponse(status),
         ...extra,
       },
       message,
     );
+  }
+
+  /**
+   * The body, read and parsed by the app's own JSON parser (same limit, strictness and
+   * errors); rejects with the parser's error, which `errorAnswer` maps as the app does.
+   */
+  readJsonBody(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const parsing = req as IncomingMessage & { body?: unknown };
+      this.jsonBody(parsing as Request, res as Response, (err?: unknown) =>
+        err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(parsing.body),
+      );
+    });
   }
 
   /** Answers with the contract's JSON (or error) body; `headers` come on top of the app's. */
@@ -116,6 +131,6 @@ export class LeanHttp {
     }
     // A refusal that escaped its handler (the database going away mid-way) keeps its own answer.
     const { status, code, message, headers = {} } = known ?? INTERNAL_ERROR;
-    this.sendJson(res, status, headers, { error: { code, message } });
+    this.sendJson(res, status, headers, errorBody(code, message));
   }
 }

@@ -2,14 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import querystring from 'node:querystring';
 import type { Session, UserAuthenticator } from '../auth/authenticate';
 import type { CommentService } from '../domain/comment-service';
-import { trackStream, userStream } from '../events/types';
+import { HOT_ROUTES, routeMatcher, streamEndpoint, type StreamGateway } from './hot-endpoints';
 import type { FastPath, LeanHttp } from './lean-http';
 import { requestIdOf } from './logging';
-import { lastEventIdOf, type StreamGateway } from './stream-routes';
 import { isTrackId } from './validation';
-
-const TRACK_EVENTS = /^\/api\/tracks\/([^/?]+)\/events$/;
-const ME_EVENTS = '/api/me/events';
 
 /**
  * SSE streams that open successfully skip express: whatever a request passes
@@ -17,10 +13,10 @@ const ME_EVENTS = '/api/me/events';
  * (express's router state, pino-http's child logger and listeners), which
  * tripled the memory of an idle stream. This path takes only the plain case
  * (`GET` of exactly the route path, valid user, existing track) and answers
- * it as the express route would: same security/CORS headers, `X-Request-Id`,
- * `Last-Event-ID` handling and hub. Anything else — other spellings of the
- * path, failed auth, unknown track — is handed to the express app untouched,
- * so error answers, their logs and metrics stay exactly the app's.
+ * it with the endpoint's one handler (`streamEndpoint`), the app's response
+ * headers and `X-Request-Id`. Anything else — other spellings of the path,
+ * failed auth, unknown track — is handed to the express app untouched, so
+ * error answers, their logs and metrics stay exactly the app's.
  */
 export function streamOpenFastPath(
   lean: LeanHttp,
@@ -30,6 +26,9 @@ export function streamOpenFastPath(
     hub: StreamGateway;
   },
 ): FastPath {
+  const streams = streamEndpoint(deps);
+  const matchTrack = routeMatcher(HOT_ROUTES.trackEvents);
+  const matchUser = routeMatcher(HOT_ROUTES.userEvents);
   const serve = async (
     req: IncomingMessage,
     res: ServerResponse,
@@ -39,7 +38,7 @@ export function streamOpenFastPath(
     let session: Session;
     try {
       session = await deps.userAuth.session(req.headers);
-      if (trackId !== null) await deps.comments.requireTrack(trackId);
+      await streams.admit(trackId);
     } catch {
       // The app answers refusals (401, 404, 503 …) with its own body, headers and log line.
       lean.toApp(req, res);
@@ -48,35 +47,22 @@ export function streamOpenFastPath(
     const id = requestIdOf(req);
     const headers = await lean.responseHeaders(req);
     headers['X-Request-Id'] = id;
-    const user = session.user;
-    await deps.hub.open(req, res, {
-      stream: trackId !== null ? trackStream(trackId) : userStream(user.id),
-      kind: trackId !== null ? 'track' : 'user',
-      trackId,
-      userId: user.id,
-      lastEventId: lastEventIdOf(req, querystring.parse(query)),
-      expiresAt: session.expiresAt,
-      headers,
-    });
+    await streams.open(req, res, session, trackId, querystring.parse(query), headers);
     const status = res.statusCode;
     lean.logRequest(req, id, status, status === 200 ? 'stream opened' : 'stream refused');
   };
 
   return (req, res) => {
+    // Both stream routes are GETs (HEAD, which express routes alike, goes to the app).
+    if (req.method !== HOT_ROUTES.trackEvents.method) return false;
     const url = req.url ?? '';
-    if (req.method !== 'GET' || !url.startsWith('/api/')) return false;
     const q = url.indexOf('?');
     const pathname = q === -1 ? url : url.slice(0, q);
     let trackId: string | null = null;
-    if (pathname !== ME_EVENTS) {
-      const m = TRACK_EVENTS.exec(pathname);
-      if (!m) return false;
-      try {
-        trackId = decodeURIComponent(m[1]!);
-      } catch {
-        return false;
-      }
-      if (!isTrackId(trackId)) return false;
+    if (matchUser(pathname) === null) {
+      const params = matchTrack(pathname);
+      if (!params || !isTrackId(params.trackId!)) return false;
+      trackId = params.trackId!;
     }
     serve(req, res, trackId, q === -1 ? '' : url.slice(q + 1)).catch((err: unknown) =>
       lean.failed(req, res, err),

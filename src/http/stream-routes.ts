@@ -1,41 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler, Router } from 'express';
 import type { CommentService } from '../domain/comment-service';
-import { trackStream, userStream, type EventData } from '../events/types';
-import { currentUser, tokenExpiresAt } from './auth-middleware';
+import { currentSession, currentUser } from './auth-middleware';
+import { HOT_ROUTES, streamEndpoint, type StreamGateway } from './hot-endpoints';
 import { acceptBodies, parseBody, trackIdParam, typingBody } from './validation';
 import { HttpError } from './errors';
 import { exactRouter } from './exact-routing';
-
-/** What the HTTP layer needs from the stream hub. */
-export interface StreamGateway {
-  open(
-    req: IncomingMessage,
-    res: ServerResponse,
-    target: {
-      stream: string;
-      kind: 'track' | 'user';
-      trackId: string | null;
-      userId: number;
-      lastEventId: string | undefined;
-      /** The token's `exp` (epoch ms): the stream is ended then. */
-      expiresAt?: number;
-      headers?: Readonly<Record<string, string | string[]>>;
-    },
-  ): Promise<void>;
-  publishEphemeral(stream: string, data: EventData): Promise<void>;
-}
-
-/** `Last-Event-ID` header (what EventSource sends on reconnect), else `?last_event_id=`. */
-export function lastEventIdOf(
-  req: IncomingMessage,
-  query: Record<string, unknown>,
-): string | undefined {
-  const header = req.headers['last-event-id'];
-  if (typeof header === 'string') return header.trim();
-  const q = query.last_event_id;
-  return typeof q === 'string' ? q.trim() : undefined;
-}
 
 /** The SSE endpoints and typing (contract sections 4 and 5). Mounted behind `requireUser`. */
 export function streamRoutes(deps: {
@@ -46,31 +15,17 @@ export function streamRoutes(deps: {
 }): Router {
   const router = exactRouter();
 
-  router.get('/tracks/:trackId/events', async (req, res) => {
+  const streams = streamEndpoint(deps);
+  router.get(HOT_ROUTES.trackEvents.path, async (req, res) => {
     const trackId = trackIdParam(req);
-    await deps.comments.requireTrack(trackId);
+    await streams.admit(trackId);
     res.locals.sse = true;
-    await deps.hub.open(req, res, {
-      stream: trackStream(trackId),
-      kind: 'track',
-      trackId,
-      userId: currentUser(res).id,
-      lastEventId: lastEventIdOf(req, req.query as Record<string, unknown>),
-      expiresAt: tokenExpiresAt(res),
-    });
+    await streams.open(req, res, currentSession(res), trackId, req.query);
   });
 
-  router.get('/me/events', async (req, res) => {
-    const user = currentUser(res);
+  router.get(HOT_ROUTES.userEvents.path, async (req, res) => {
     res.locals.sse = true;
-    await deps.hub.open(req, res, {
-      stream: userStream(user.id),
-      kind: 'user',
-      trackId: null,
-      userId: user.id,
-      lastEventId: lastEventIdOf(req, req.query as Record<string, unknown>),
-      expiresAt: tokenExpiresAt(res),
-    });
+    await streams.open(req, res, currentSession(res), null, req.query);
   });
 
   router.post(
@@ -80,17 +35,14 @@ export function streamRoutes(deps: {
     async (req, res) => {
       const trackId = trackIdParam(req);
       const body = parseBody(req, typingBody, { is_typing: 'boolean' });
-      await deps.comments.requireTrack(trackId);
-      const user = currentUser(res);
+      const typing = await deps.comments.typing(
+        currentUser(res),
+        trackId,
+        body.is_typing,
+        deps.typingExpiresMs,
+      );
       try {
-        await deps.hub.publishEphemeral(trackStream(trackId), {
-          type: 'user_typing',
-          track_id: trackId,
-          user_id: user.id,
-          username: user.username,
-          is_typing: body.is_typing,
-          expires_in_ms: deps.typingExpiresMs,
-        });
+        await deps.hub.publishEphemeral(typing.stream, typing.data);
       } catch {
         throw new HttpError(503, 'bus_unavailable', 'live updates are unavailable; try again');
       }

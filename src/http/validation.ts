@@ -1,4 +1,4 @@
-import type { NextFunction, Request, Response } from 'express';
+import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { HttpError, describeZodError } from './errors';
 import type { CommentCursor } from '../domain/types';
@@ -9,11 +9,18 @@ export type BodyKind = 'json' | 'form';
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
 /**
+ * The JSON body parser (strict: an object or array; UTF-8; `BODY_LIMIT_BYTES`): the app mounts
+ * it, and the lean comment path reads its bodies with it, so both parse alike.
+ */
+export const jsonBodyParser = () =>
+  express.json({ limit: BODY_LIMIT_BYTES, type: ['application/json', 'application/*+json'] });
+
+/**
  * Refuses bodies of other media types with 415 (before parsing). A request
  * with no body at all passes with `{}` so validation can name what is missing.
  */
 export function acceptBodies(...kinds: BodyKind[]) {
-  return (req: Request, _res: Response, next: NextFunction) => {
+  return function acceptBodies(req: Request, _res: Response, next: NextFunction) {
     const hasBody =
       req.headers['transfer-encoding'] !== undefined ||
       (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');

@@ -1,5 +1,7 @@
 import type { Db, SqlQuery } from './prisma';
-import { DomainError, type Album, type Track, type TrackContext, type User } from '../domain/types';
+import { DomainError } from '../domain/errors';
+import type { CatalogReader, CatalogWriter } from '../domain/repositories';
+import type { Album, Track, TrackContext, User } from '../domain/types';
 import { isForeignKeyViolation, isUniqueViolation } from './db-errors';
 
 const toUser = (u: {
@@ -22,7 +24,7 @@ const toTrack = (t: {
 }): Track => ({ id: t.id, title: t.title, album_id: t.albumId, duration_s: t.durationS });
 
 /** Users, albums and tracks: the catalogue the main application pushes through /api/admin. */
-export class CatalogStore {
+export class CatalogStore implements CatalogReader, CatalogWriter {
   /**
    * Tracks are read on every comment, typing request and stream open but change rarely:
    * found tracks are cached briefly. A change made through this replica shows at once,
@@ -53,7 +55,7 @@ export class CatalogStore {
       });
     } catch (err) {
       if (isUniqueViolation(err)) {
-        throw new DomainError(409, 'username_taken', `username "${input.username}" is taken`);
+        throw new DomainError('username_taken', `username "${input.username}" is taken`);
       }
       throw err;
     }
@@ -78,7 +80,7 @@ export class CatalogStore {
       });
     } catch (err) {
       if (isForeignKeyViolation(err)) {
-        throw new DomainError(400, 'unknown_user', `no user ${input.createdById}`);
+        throw new DomainError('unknown_user', `no user ${input.createdById}`);
       }
       throw err;
     } finally {
@@ -102,7 +104,7 @@ export class CatalogStore {
       });
     } catch (err) {
       if (isForeignKeyViolation(err)) {
-        throw new DomainError(400, 'unknown_album', `no album ${input.albumId}`);
+        throw new DomainError('unknown_album', `no album ${input.albumId}`);
       }
       throw err;
     } finally {

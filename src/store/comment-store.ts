@@ -1,15 +1,17 @@
 import type { Db, SqlQuery, Tx } from './prisma';
-import { appendEvents, rewriteCommentEvents, type NewEvent } from './event-log';
+import { appendEvents, rewriteCommentEvents } from './event-log';
 import { isForeignKeyViolation } from './db-errors';
-import type { StoredEvent } from '../events/types';
+import type { StoredEventData, StoredEvent } from '../events/types';
+import { invalidParent } from '../domain/errors';
 import {
-  DomainError,
-  type Comment,
-  type CommentCursor,
-  type CommentOrder,
-  type UserRef,
-} from '../domain/types';
-import type { EventData } from '../events/types';
+  commentDraft,
+  type Committed,
+  type CommentRepository,
+  type DataPath,
+  type NewComment,
+  type NewEvent,
+} from '../domain/repositories';
+import type { Comment, CommentCursor, CommentOrder } from '../domain/types';
 import { Prisma } from '../generated/prisma/client';
 
 const commentInclude = {
@@ -38,7 +40,8 @@ const toComment = (r: CommentRow): Comment => ({
 /**
  * The comment, its mentions and its events in one statement. Parameters: $1 track, $2 author,
  * $3 content, $4 timestamp, $5 parent (or null), $6 created_at, $7 mentioned user ids, and the
- * events as parallel arrays: $8 streams, $9 types, $10 data (JSON text, comment id patched in).
+ * events as parallel arrays: $8 streams, $9 types, $10 data (JSON text), and $11 the path in
+ * each event's data where the new comment's id goes (the caller's: the payload is not ours).
  *
  * Lock order (the same in every write: comment rows, then stored events, then stream heads):
  * the parent's key-share lock is taken explicitly, before any stream head. The foreign key
@@ -57,7 +60,7 @@ const CREATE_COMMENT_SQL = `
     INSERT INTO comment_mentions (comment_id, user_id)
     SELECT c.id, u FROM c, unnest($7::int[]) AS u
   ), ev AS (
-    SELECT e.stream, e.type, jsonb_set(e.data::jsonb, '{comment,id}', to_jsonb(c.id)) AS data,
+    SELECT e.stream, e.type, jsonb_set(e.data::jsonb, $11::text[], to_jsonb(c.id)) AS data,
            c.id AS comment_id, e.ord,
            row_number() OVER (PARTITION BY e.stream ORDER BY e.ord) AS k,
            count(*) OVER (PARTITION BY e.stream) AS n
@@ -75,18 +78,8 @@ const CREATE_COMMENT_SQL = `
   SELECT c.id AS comment_id, ev.ord, h.last_seq - ev.n + ev.k AS seq
   FROM c, ev JOIN h USING (stream)`;
 
-/** A change and the events it emits, committed together. */
-export interface Committed<T> {
-  result: T;
-  events: StoredEvent[];
-}
-
-/**
- * Comments and their events. Every write runs in one transaction with the
- * events it emits (built by the caller from the written row), so a failed
- * request leaves no row and no event.
- */
-export class CommentStore {
+/** Comments and their events over PostgreSQL: each write and its events in one transaction. */
+export class CommentStore implements CommentRepository {
   constructor(
     private readonly db: Db,
     /** The hot insert's statement runs here, on Prisma's own pool without its layer. */
@@ -128,36 +121,16 @@ export class CommentStore {
    * Inserts the comment, its mentions and its events in ONE statement (one round trip, no
    * interactive transaction): the hot write path. Stream heads stay locked only for the
    * statement, so comments on one track (and mentions of one album creator) don't queue
-   * behind each other's network round trips. The events embed the comment; its id, known
-   * only to the database, is patched in at `comment.id`.
+   * behind each other's network round trips. The comment's id, known only to the database,
+   * is written into each event's data at `idPath` by the same statement.
    */
   async create(
-    input: {
-      trackId: string;
-      author: UserRef;
-      content: string;
-      timestamp: number;
-      parentId: number | null;
-      mentions: UserRef[];
-    },
+    input: NewComment,
     eventsFor: (comment: Comment) => NewEvent[],
+    idPath: DataPath,
   ): Promise<Committed<Comment>> {
     const createdAt = new Date();
-    const mentions = [...input.mentions]
-      .sort((a, b) => a.id - b.id)
-      .map((u) => ({ id: u.id, username: u.username }));
-    const comment: Comment = {
-      id: 0,
-      track_id: input.trackId,
-      user: { id: input.author.id, username: input.author.username },
-      content: input.content,
-      timestamp: input.timestamp,
-      parent_id: input.parentId,
-      mentions,
-      is_edited: false,
-      last_edited_at: null,
-      created_at: createdAt.toISOString(),
-    };
+    const comment = commentDraft(input, createdAt);
     const events = eventsFor(comment);
     let rows: { comment_id: number; ord: string; seq: string }[];
     try {
@@ -168,10 +141,11 @@ export class CommentStore {
         input.timestamp,
         input.parentId,
         createdAt,
-        mentions.map((u) => u.id),
+        comment.mentions.map((u) => u.id),
         events.map((e) => e.stream),
         events.map((e) => e.type),
         events.map((e) => JSON.stringify(e.data)),
+        idPath,
       ]);
     } catch (err) {
       // The parent was deleted between the check above and the foreign key's.
@@ -187,7 +161,7 @@ export class CommentStore {
         stream: e.stream,
         seq: Number(r.seq),
         type: e.type,
-        data: withCommentId(e.data, comment.id),
+        data: withValueAt(e.data, idPath, comment.id),
       };
     }
     return { result: comment, events: stored };
@@ -202,7 +176,7 @@ export class CommentStore {
     id: number,
     input: { content: string; mentionUserIds: number[] },
     eventsFor: (comment: Comment, addedMentionIds: number[]) => NewEvent[],
-    reviseEarlier: (event: StoredEvent, comment: Comment) => EventData,
+    reviseEarlier: (event: StoredEvent, comment: Comment) => StoredEventData,
   ): Promise<Committed<Comment> | null> {
     return this.db.$transaction(async (tx) => {
       // Serialises edits and deletes of this comment: the mention diff below is computed from
@@ -241,7 +215,7 @@ export class CommentStore {
   async delete(
     id: number,
     eventsFor: (deletedIds: number[]) => NewEvent[],
-    scrubEarlier: (event: StoredEvent) => EventData,
+    scrubEarlier: (event: StoredEvent) => StoredEventData,
   ): Promise<Committed<number[]> | null> {
     return this.db.$transaction(async (tx) => {
       // Lock order: comment rows, then their events, then stream heads (as every write).
@@ -284,11 +258,19 @@ async function threadIds(tx: Tx, id: number): Promise<number[]> {
   return rows.map((r) => r.id);
 }
 
-const invalidParent = () =>
-  new DomainError(400, 'invalid_parent', 'parent_id must name a comment on this track');
-
-/** The event's data with the committed comment id filled in (the SQL did the same). */
-function withCommentId(data: EventData, id: number): EventData {
-  const comment = data.comment as Comment | undefined;
-  return comment ? { ...data, comment: { ...comment, id } } : data;
+/**
+ * `data` with `value` at `path`, copying only the objects on the way; unchanged when the path's
+ * parent is missing or not an object (as `jsonb_set` in the insert).
+ */
+export function withValueAt<T extends object>(data: T, path: DataPath, value: unknown): T {
+  const set = (node: unknown, depth: number): unknown => {
+    if (node === null || typeof node !== 'object' || Array.isArray(node)) return node;
+    const key = path[depth]!;
+    const obj = node as Record<string, unknown>;
+    if (depth === path.length - 1) return { ...obj, [key]: value };
+    if (!(key in obj)) return node;
+    const child = set(obj[key], depth + 1);
+    return child === obj[key] ? node : { ...obj, [key]: child };
+  };
+  return path.length === 0 ? data : (set(data, 0) as T);
 }

@@ -11,8 +11,8 @@ import { Worker } from 'node:worker_threads';
  *
  * PGlite and its socket server run in a worker thread: queries execute synchronously in WASM,
  * and on the main thread they would stall the event loop (SSE fan-out, heartbeats) for as long
- * as each query runs. It also keeps PGlite out of jest's VM sandbox, where its start-up
- * `import()` of node built-ins fails unless node runs with --experimental-vm-modules.
+ * as each query runs. It also keeps PGlite out of jest's VM sandbox (its start-up `import()`
+ * of node built-ins fails there without --experimental-vm-modules).
  *
  * Connections: pglite-socket multiplexes every client onto PGlite's single session. Its queue
  * keeps an open transaction on its own connection, but outside a transaction it interleaves
@@ -21,8 +21,8 @@ import { Worker } from 'node:worker_threads';
  * message supplies 2 parameters, but prepared statement "" requires 1"). So it serves exactly
  * one client connection at a time: a second one waits up to CONNECT_WAIT_MS for the first to
  * close, then is refused (SQLSTATE 53300, like "too many clients"). Size the pg pool with
- * `maxConnections` (or spread `poolConfig`, which also keeps the idle connection open).
- * Each connection starts on a fresh session (DISCARD ALL), as it would on PostgreSQL.
+ * `maxConnections` (or spread `poolConfig`). Each connection starts on a fresh session
+ * (DISCARD ALL), as it would on PostgreSQL.
  */
 
 export interface EmbeddedDatabaseOptions {
@@ -60,11 +60,8 @@ const STOP_TIMEOUT_MS = 30_000;
 /** How long a new connection waits for the one slot before it is refused. */
 const CONNECT_WAIT_MS = 5_000;
 
-type WorkerReply =
-  | { type: 'ready'; port: number }
-  | { type: 'failed'; message: string }
-  | { type: 'stopped' }
-  | { type: 'stop-failed'; message: string };
+type WorkerReply = { type: 'ready'; port: number } | { type: 'stopped' } | WorkerFailure;
+type WorkerFailure = { type: 'failed' | 'stop-failed'; message: string };
 
 // Plain CommonJS run by the worker (eval: no build step or TS loader needed in the thread).
 const WORKER_SOURCE = `

@@ -1,25 +1,19 @@
 import type { Db, Tx } from './prisma';
 import type {
-  EventData,
+  StoredEventData,
   EventLogReader,
   Outbox,
   StoredEvent,
   StoredEventType,
   StreamHeadInfo,
 } from '../events/types';
-
-/** An event about to be appended inside a change's transaction. */
-export interface NewEvent {
-  stream: string;
-  type: StoredEventType;
-  data: EventData;
-}
+import type { NewEvent } from '../domain/repositories';
 
 interface EventRow {
   stream: string;
   seq: bigint;
   type: string;
-  data: EventData;
+  data: StoredEventData;
 }
 
 const toEvent = (r: EventRow): StoredEvent => ({
@@ -28,12 +22,6 @@ const toEvent = (r: EventRow): StoredEvent => ({
   type: r.type as StoredEventType,
   data: r.data,
 });
-
-/** The comment an event is about: `comment.id` (new_comment, mention) or `comment_id`. */
-function commentIdOf(data: EventData): number | null {
-  const id = (data.comment as { id?: unknown } | undefined)?.id ?? data.comment_id;
-  return typeof id === 'number' ? id : null;
-}
 
 /**
  * Appends events inside the caller's transaction. The head row's UPDATE lock
@@ -55,7 +43,7 @@ export async function appendEvents(tx: Tx, events: NewEvent[]): Promise<StoredEv
       )
       INSERT INTO stream_events (stream, seq, type, data, comment_id)
       SELECT ${e.stream}, last_seq, ${e.type}, ${JSON.stringify(e.data)}::jsonb,
-             ${commentIdOf(e.data)}::int
+             ${e.commentId}::int
       FROM head
       RETURNING seq`;
     out[i] = { stream: e.stream, seq: Number(rows[0]!.seq), type: e.type, data: e.data };
@@ -76,7 +64,7 @@ export async function appendEvents(tx: Tx, events: NewEvent[]): Promise<StoredEv
 export async function rewriteCommentEvents(
   tx: Tx,
   commentIds: number[],
-  revise: (event: StoredEvent) => EventData,
+  revise: (event: StoredEvent) => StoredEventData,
 ): Promise<number> {
   if (commentIds.length === 0) return 0;
   const rows = await tx.$queryRaw<EventRow[]>`

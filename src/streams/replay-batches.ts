@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { StoredEvent } from '../events/types';
+import { resetData } from '../events/builders';
 import { frameText } from './frames';
 
 /** Frames of consecutive stored events, for one socket write. */
@@ -60,14 +61,18 @@ export function* storedBatches(
 
 /** The `reset` event: history no longer covers the client's Last-Event-ID. */
 export function resetFrame(trackId: string | null, reason: string): string {
-  return frameText(null, 'reset', JSON.stringify({ type: 'reset', track_id: trackId, reason }));
+  return frameText(null, 'reset', JSON.stringify(resetData(trackId, reason)));
 }
 
 /**
  * Resolves once `socket` has no more than `highWater` bytes unsent (or has closed): true, or
  * false when it stayed above that for `stallMs` (a client that does not read).
  */
-export function drained(socket: Socket, highWater: number, stallMs: number): Promise<boolean> {
+export function drained(
+  socket: Pick<Socket, 'writableLength' | 'on' | 'off'>,
+  highWater: number,
+  stallMs: number,
+): Promise<boolean> {
   if (socket.writableLength <= highWater) return Promise.resolve(true);
   return new Promise<boolean>((resolve) => {
     const done = (ok: boolean) => {

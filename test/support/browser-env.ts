@@ -8,12 +8,13 @@ import {
   type Locator,
   type Page,
 } from 'playwright-core';
-import { startNginx, type RunningNginx } from './nginx';
-import { adminPutOver, seedCatalog, userTokens } from './catalog';
-import type { RedisServer } from './redis-server';
-import { waitFor, type Replica } from './replica';
+import { startNginx, type RunningNginx } from '../../harness/nginx';
+import { adminPutOver, seedCatalog, userTokens } from '../../harness/catalog';
+import type { RedisServer } from '../../harness/redis-server';
+import { type Replica } from '../../harness/replica';
+import { waitFor } from '../../harness/wait';
 import { startStack } from './stack';
-import type { TestDatabase } from './test-db';
+import type { TestDatabase } from '../../harness/test-db';
 
 /**
  * A browser harness for the demo page: a fresh database, a private Redis, two replicas
@@ -124,11 +125,21 @@ export interface BrowserEnv {
   close(): Promise<void>;
 }
 
-/** Compiles the browser client into public/build/ when it is missing or older than its source. */
+/**
+ * Compiles the browser client and the demo page into public/build/ when the page's entry is
+ * missing or older than any source the browser build compiles (src/client, src/events).
+ */
 export function ensureClientBuilt(): void {
-  const source = path.join(ROOT, 'src/client/trackcomments-client.ts');
-  const built = path.join(ROOT, 'public/build/trackcomments-client.js');
-  if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= fs.statSync(source).mtimeMs) return;
+  const built = path.join(ROOT, 'public/build/client/demo/main.js');
+  const newestSource = Math.max(
+    ...['src/client', 'src/events'].flatMap((dir) =>
+      fs
+        .readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' })
+        .filter((name) => name.endsWith('.ts'))
+        .map((name) => fs.statSync(path.join(ROOT, dir, name)).mtimeMs),
+    ),
+  );
+  if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newestSource) return;
   const result = spawnSync(
     process.execPath,
     [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.client.json'],

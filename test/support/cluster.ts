@@ -1,13 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import { REPLICA_TEST_USERS, adminPutOver, putTrack, seedCatalog, userTokens } from './catalog';
-import { httpRequest, jsonRequest, type HttpAnswer } from './http';
-import { startNginx, type NginxOptions, type RunningNginx } from './nginx';
-import type { RedisServer } from './redis-server';
-import { waitFor, type Replica } from './replica';
+import {
+  REPLICA_TEST_USERS,
+  adminPutOver,
+  putTrack,
+  seedCatalog,
+  userTokens,
+} from '../../harness/catalog';
+import { httpRequest, jsonRequest, type HttpAnswer } from '../../harness/http';
+import { startNginx, type NginxOptions, type RunningNginx } from '../../harness/nginx';
+import type { RedisServer } from '../../harness/redis-server';
+import type { Replica } from '../../harness/replica';
+import { waitFor } from '../../harness/wait';
 import { startStack } from './stack';
-import type { TestDatabase } from './test-db';
+import type { TestDatabase } from '../../harness/test-db';
 import type { CommentJson } from './sse-client';
+import { SseParser } from './sse-parser';
 
 export { httpRequest, type HttpAnswer };
 
@@ -335,39 +343,24 @@ export class ResumingSubscriber {
         }
         this.connections++;
         res.setEncoding('utf8');
-        let pending = '';
-        let block: { id?: string; event?: string; data: string[] } = { data: [] };
+        const parser = new SseParser({
+          onEvent: (block) => {
+            if (block.id === undefined) return;
+            this.events.push({
+              id: Number(block.id),
+              type: block.event,
+              data: JSON.parse(block.data) as Record<string, unknown>,
+              connection,
+            });
+          },
+          onRetry: (ms) => {
+            this.retryMs = ms;
+            this.retries.push(ms);
+          },
+        });
         res.on('data', (chunk: string) => {
-          pending += chunk;
-          let nl: number;
-          while ((nl = pending.indexOf('\n')) >= 0) {
-            const line = pending.slice(0, nl).replace(/\r$/, '');
-            pending = pending.slice(nl + 1);
-            if (line === '') {
-              if (block.id !== undefined) this.lastEventId = block.id;
-              if (block.id !== undefined && block.data.length > 0) {
-                this.events.push({
-                  id: Number(block.id),
-                  type: block.event ?? 'message',
-                  data: JSON.parse(block.data.join('\n')) as Record<string, unknown>,
-                  connection,
-                });
-              }
-              block = { data: [] };
-              continue;
-            }
-            if (line.startsWith(':')) continue;
-            const colon = line.indexOf(':');
-            const field = colon < 0 ? line : line.slice(0, colon);
-            const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-            if (field === 'id') block.id = value;
-            else if (field === 'event') block.event = value;
-            else if (field === 'data') block.data.push(value);
-            else if (field === 'retry' && /^\d+$/.test(value)) {
-              this.retryMs = Number(value);
-              this.retries.push(this.retryMs);
-            }
-          }
+          parser.push(chunk);
+          if (parser.lastEventId !== undefined) this.lastEventId = parser.lastEventId;
         });
         res.on('end', () => again(this.retryMs));
         res.on('close', () => again(this.retryMs));

@@ -7,8 +7,8 @@ import { startServer, type RunningServer } from '../../src/server';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../src/store/embedded-db';
 import { runMigrations } from '../../src/store/migrate';
 import { testEnv } from './rest-env';
-import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET } from './replica';
-import { createTestDatabase } from './test-db';
+import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET } from '../../harness/replica';
+import { createTestDatabase } from '../../harness/test-db';
 
 /**
  * A migrated database a test owns, to run the same checks on both kinds the service

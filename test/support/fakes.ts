@@ -1,10 +1,10 @@
 import type { Bus } from '../../src/bus/types';
 import type {
   BusMessage,
-  EventData,
   EventLogReader,
   Outbox,
   StoredEvent,
+  StoredEventData,
   StoredEventType,
   StreamHeadInfo,
 } from '../../src/events/types';
@@ -120,7 +120,7 @@ export class FakeEventLog implements EventLogReader, Outbox {
   append(
     stream: string,
     type: StoredEventType,
-    data: Partial<EventData> = {},
+    data: Record<string, unknown> = {},
     createdAt = Date.now(),
   ): StoredEvent {
     const s = this.streamOf(stream);
@@ -130,7 +130,8 @@ export class FakeEventLog implements EventLogReader, Outbox {
       stream,
       seq,
       type,
-      data: { type, track_id: trackId, n: seq, ...data },
+      // A stand-in payload: the hub and the relay pass `data` on without looking inside.
+      data: { type, track_id: trackId, n: seq, ...data } as unknown as StoredEventData,
     };
     s.rows.push({ ...event, createdAt, published: false });
     return event;

@@ -3,12 +3,18 @@ import net from 'node:net';
 import { Client } from 'pg';
 import { createPrisma, type Db } from '../../src/store/prisma';
 import { PrismaEventLog } from '../../src/store/event-log';
-import { REPLICA_TEST_USERS, adminPutOver, putTrack, seedCatalog, userTokens } from './catalog';
-import { httpRequest, jsonRequest, type HttpAnswer } from './http';
-import type { RedisServer } from './redis-server';
-import { waitFor, type Replica } from './replica';
+import {
+  REPLICA_TEST_USERS,
+  adminPutOver,
+  putTrack,
+  seedCatalog,
+  userTokens,
+} from '../../harness/catalog';
+import { httpRequest, jsonRequest, type HttpAnswer } from '../../harness/http';
+import type { RedisServer } from '../../harness/redis-server';
+import { type Replica } from '../../harness/replica';
 import { startStack } from './stack';
-import type { TestDatabase } from './test-db';
+import type { TestDatabase } from '../../harness/test-db';
 import { SseClient, type CommentJson, type SseOpenOptions } from './sse-client';
 
 /** The catalogue of every live test file (its album is LIVE_ALBUM_ID, owned by `creator`). */
@@ -298,6 +304,3 @@ export async function startTcpProxy(upstreamPort: number): Promise<TcpProxy> {
       }),
   };
 }
-
-/** Waits until `check` holds, polling (for conditions with no event to await, like a metric). */
-export { waitFor };

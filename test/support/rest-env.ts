@@ -6,10 +6,10 @@ import { Client } from 'pg';
 import request, { type Response } from 'supertest';
 import { loadConfig } from '../../src/config/config';
 import { startServer, type RunningServer } from '../../src/server';
-import { putTrack, seedCatalog, userTokens, type AdminPut } from './catalog';
+import { putTrack, seedCatalog, userTokens, type AdminPut } from '../../harness/catalog';
 import type { CommentJson } from './sse-client';
-import { createTestDatabase, type TestDatabase } from './test-db';
-import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, userToken } from './replica';
+import { createTestDatabase, type TestDatabase } from '../../harness/test-db';
+import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, userToken } from '../../harness/replica';
 
 export { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, userToken };
 

@@ -1,39 +1,30 @@
 import http, { type IncomingHttpHeaders } from 'node:http';
+import { SseParser, type SseBlock } from './sse-parser';
+import type { Comment, StreamEventMap, StreamEventName } from '../../src/events/catalogue';
 
-/** A comment as the contract's JSON shows it (section 3). */
-export interface CommentJson {
-  id: number;
-  track_id: string;
-  user: { id: number; username: string };
-  content: string;
-  timestamp: number;
-  parent_id: number | null;
-  mentions: { id: number; username: string }[];
-  is_edited: boolean;
-  last_edited_at: string | null;
-  created_at: string;
-}
+/** A comment as the contract's JSON shows it (section 3): the catalogue's `Comment`. */
+export type CommentJson = Comment;
 
-/** The `data` object of an event, with the contract's fields (section 5) typed. */
-export interface SseData {
+type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (
+  i: infer I,
+) => void
+  ? I
+  : never;
+
+/** Every field that some event's `data` has besides `type` and `track_id` (section 5). */
+type EventFields = UnionToIntersection<
+  { [K in StreamEventName]: Omit<StreamEventMap[K], 'type' | 'track_id'> }[StreamEventName]
+>;
+
+/**
+ * The `data` object of an event as parsed, whatever its event: the catalogue's fields, each
+ * optional, for assertions on what arrived (including what should not have).
+ */
+export type SseData = Partial<EventFields> & {
   type?: string;
   track_id?: string | null;
-  message?: string;
-  connection_id?: string;
-  comment?: CommentJson;
-  comment_id?: number;
-  content?: string;
-  timestamp?: number;
-  is_edited?: boolean;
-  last_edited_at?: string;
-  user_id?: number;
-  username?: string;
-  is_typing?: boolean;
-  expires_in_ms?: number;
-  from_user?: { id: number; username: string };
-  reason?: string;
   [key: string]: unknown;
-}
+};
 
 export interface SseEvent {
   /** The `id:` field of this event's own block; undefined when the block had none. */
@@ -78,14 +69,12 @@ export class SseClient {
   /** Set once the response ended or the connection closed/failed. */
   ended = false;
   endReason: string | undefined;
-  /** The id a browser would send on reconnect: the last `id:` field seen. */
-  lastEventId: string | undefined;
 
-  private pending = '';
-  private block: { id?: string; event?: string; data: string[]; hasData: boolean } = {
-    data: [],
-    hasData: false,
-  };
+  private readonly parser = new SseParser({
+    onEvent: (block) => this.onEvent(block),
+    onComment: (text) => this.items.push({ kind: 'comment', text, at: Date.now() }),
+    onRetry: (ms) => this.items.push({ kind: 'retry', ms, at: Date.now() }),
+  });
   private waiters = new Set<Waiter>();
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
@@ -123,6 +112,11 @@ export class SseClient {
         reject(err);
       });
     });
+  }
+
+  /** The id a browser would send on reconnect: the last `id:` field seen. */
+  get lastEventId(): string | undefined {
+    return this.parser.lastEventId;
   }
 
   get status(): number {
@@ -288,57 +282,11 @@ export class SseClient {
       this.bodyText += chunk;
       return;
     }
-    this.pending += chunk;
-    // Lines end with CRLF, LF or CR (the spec); a trailing CR may be half of a CRLF.
-    for (;;) {
-      const m = /\r\n|\n|\r/.exec(this.pending);
-      if (!m) break;
-      if (m[0] === '\r' && m.index === this.pending.length - 1) break;
-      const line = this.pending.slice(0, m.index);
-      this.pending = this.pending.slice(m.index + m[0].length);
-      this.onLine(line);
-    }
+    this.parser.push(chunk);
     this.notify();
   }
 
-  private onLine(line: string): void {
-    const now = Date.now();
-    if (line === '') {
-      this.dispatch(now);
-      return;
-    }
-    if (line.startsWith(':')) {
-      this.items.push({ kind: 'comment', text: line.slice(1).replace(/^ /, ''), at: now });
-      return;
-    }
-    const colon = line.indexOf(':');
-    const field = colon < 0 ? line : line.slice(0, colon);
-    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-    switch (field) {
-      case 'id':
-        this.block.id = value;
-        break;
-      case 'event':
-        this.block.event = value;
-        break;
-      case 'data':
-        this.block.data.push(value);
-        this.block.hasData = true;
-        break;
-      case 'retry':
-        if (/^\d+$/.test(value)) this.items.push({ kind: 'retry', ms: Number(value), at: now });
-        break;
-      default:
-        break; // ignored, as the spec says
-    }
-  }
-
-  private dispatch(now: number): void {
-    const block = this.block;
-    this.block = { data: [], hasData: false };
-    if (block.id !== undefined) this.lastEventId = block.id;
-    if (!block.hasData) return; // the spec dispatches nothing without data
-    const rawData = block.data.join('\n');
+  private onEvent({ id, event, data: rawData }: SseBlock): void {
     let data: SseData = {};
     let parseError: string | undefined;
     try {
@@ -353,7 +301,7 @@ export class SseClient {
     }
     this.items.push({
       kind: 'event',
-      event: { id: block.id, event: block.event ?? 'message', data, rawData, parseError, at: now },
+      event: { id, event, data, rawData, parseError, at: Date.now() },
     });
   }
 }

@@ -1,6 +1,6 @@
-import { startRedisServer, type RedisServer } from './redis-server';
-import { startReplica, type Replica } from './replica';
-import { createTestDatabase, type TestDatabase } from './test-db';
+import { startRedisServer, type RedisServer } from '../../harness/redis-server';
+import { startReplica, type Replica } from '../../harness/replica';
+import { createTestDatabase, type TestDatabase } from '../../harness/test-db';
 
 export interface StackOptions {
   /** Replicas started at once, one after the other. */

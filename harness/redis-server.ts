@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { freePort } from './ports';
+import { waitFor } from './wait';
 
 export interface RedisServer {
   url: string;
@@ -44,13 +46,16 @@ export async function startRedisServer(): Promise<RedisServer> {
       running.delete(proc);
       if (child === proc) child = null;
     });
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    while (!(await pingAnswers(port))) {
-      if (exited || Date.now() > deadline) {
-        if (!exited) await killAndWait(proc);
-        throw new Error(`redis-server on port ${port} did not start:\n${output}`);
-      }
-      await delay(20);
+    try {
+      await waitFor(() => pingAnswers(port), {
+        what: `redis-server on port ${port}`,
+        timeoutMs: READY_TIMEOUT_MS,
+        intervalMs: 20,
+        failIf: () => exited && 'it exited',
+      });
+    } catch (err) {
+      if (!exited) await killAndWait(proc);
+      throw new Error(`redis-server on port ${port} did not start:\n${output}`, { cause: err });
     }
   };
 
@@ -73,18 +78,6 @@ async function killAndWait(proc: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** true when a PING on a fresh connection gets +PONG within 500 ms. */
 function pingAnswers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -102,8 +95,4 @@ function pingAnswers(port: number): Promise<boolean> {
       if (reply.includes('\r\n')) finish(reply.startsWith('+PONG'));
     });
   });
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

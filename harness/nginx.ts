@@ -3,13 +3,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from './replica';
+import { freePort } from './ports';
+import { waitFor } from './wait';
 
 /** The one proxy config, shared by docker compose and the tests. */
-export const NGINX_TEMPLATE_PATH = path.resolve(
-  __dirname,
-  '../../nginx/trackcomments.conf.template',
-);
+export const NGINX_TEMPLATE_PATH = path.resolve(__dirname, '../nginx/trackcomments.conf.template');
 
 /** Edge limits used when a test does not choose its own; the same defaults as docker-compose.yml. */
 export const NGINX_DEFAULT_LIMITS = {
@@ -285,7 +283,8 @@ async function startOnce(opts: NginxOptions, port: number): Promise<RunningNginx
     fs.closeSync(output);
   }
   live.add(child);
-  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+  let spawnFailure: Error | undefined;
+  child.once('error', (err) => (spawnFailure = err));
   let removed = false;
   let finalLogs: { access: string; error: string } | undefined;
   const logs = () =>
@@ -301,26 +300,22 @@ async function startOnce(opts: NginxOptions, port: number): Promise<RunningNginx
     fs.rmSync(prefix.dir, { recursive: true, force: true });
   };
   try {
-    const deadline = Date.now() + 10000;
-    for (;;) {
-      const failed = await Promise.race([
-        spawnError,
-        new Promise<undefined>((r) => setImmediate(() => r(undefined))),
-      ]);
-      if (failed) throw new Error(`could not run nginx: ${failed.message}`);
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(
-          `nginx exited at start (${child.exitCode ?? child.signalCode}): ${logs().error}`,
-        );
-      }
-      if (await canConnect(port)) break;
-      if (Date.now() > deadline)
-        throw new Error(`nginx did not listen on ${port}: ${logs().error}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor(() => canConnect(port), {
+      what: `nginx to listen on ${port}`,
+      timeoutMs: 10000,
+      intervalMs: 20,
+      failIf: () => {
+        if (spawnFailure) return `could not run nginx: ${spawnFailure.message}`;
+        if (child.exitCode === null && child.signalCode === null) return undefined;
+        return `nginx exited at start (${child.exitCode ?? child.signalCode}): ${logs().error}`;
+      },
+    });
   } catch (err) {
+    const errorLog = logs().error;
     await stop();
-    throw err;
+    const message = (err as Error).message;
+    // The error log says why nginx did not come up; the exit message already carries it.
+    throw message.includes(errorLog) ? err : new Error(`${message}: ${errorLog}`, { cause: err });
   }
   return {
     url: `http://127.0.0.1:${port}`,

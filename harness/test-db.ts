@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import { runMigrations } from '../../src/store/migrate';
+import { runMigrations } from '../src/store/migrate';
 
 /** Server that test databases are created on (trust auth on the test machine). */
 export const TEST_PG_URL =

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
-import { signUserToken } from '../../src/auth/tokens';
+import { signUserToken } from '../src/auth/tokens';
+import { freePort } from './ports';
+import { waitFor } from './wait';
 
 export const TEST_AUTH_SECRET = 'test-secret-0123456789abcdef';
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -10,36 +11,6 @@ export const userToken = (userId: number, ttlSeconds = 3600): Promise<string> =>
   signUserToken(TEST_AUTH_SECRET, userId, ttlSeconds);
 
 export const adminHeaders = { Authorization: `Bearer ${TEST_ADMIN_TOKEN}` };
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Polls `check` until it returns true or the timeout passes. */
-export async function waitFor(
-  check: () => boolean | Promise<boolean>,
-  { timeoutMs = 10000, intervalMs = 25, what = 'condition' } = {},
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
 
 export interface Replica {
   url: string;
@@ -55,7 +26,7 @@ export interface Replica {
   exited: boolean;
 }
 
-const ROOT = path.resolve(__dirname, '../..');
+const ROOT = path.resolve(__dirname, '..');
 const live = new Set<Replica>();
 
 /**
@@ -117,11 +88,15 @@ export async function startReplica(opts: {
   try {
     await waitFor(
       async () => {
-        if (replica.exited) throw new Error('exited');
         const res = await fetch(`${replica.url}/healthz`);
         return res.ok;
       },
-      { timeoutMs: opts.timeoutMs ?? 30000, intervalMs: 50, what: `replica on :${port}` },
+      {
+        timeoutMs: opts.timeoutMs ?? 30000,
+        intervalMs: 50,
+        what: `replica on :${port}`,
+        failIf: () => replica.exited && 'the process exited',
+      },
     );
   } catch (err) {
     await replica.kill();
