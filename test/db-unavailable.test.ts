@@ -172,6 +172,11 @@ describe.each(['refused', 'dropped'] as const)('PostgreSQL unreachable (%s)', (h
     else gate.drop();
     try {
       const pingsAtCut = stream.comments().length;
+      // alice's user is still in the authenticator's short cache (she just wrote), so this
+      // open gets past auth; the hub has no live state for her personal stream yet and must
+      // answer it before sending any of the stream.
+      const cachedUser = await openStream('/api/me/events', 'alice');
+      expectUnavailable(cachedUser, await cachedUser.bodyJson());
       // The lean write path (plain JSON POST), and the same request through express.
       const lean = await api('POST', comments, 'alice', { content: `during ${how}` });
       expectUnavailable(lean, lean.json);

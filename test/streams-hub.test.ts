@@ -463,12 +463,36 @@ describe('StreamHub', () => {
   test('a resume that cannot read the log ends the connection so the client retries', async () => {
     const h = await startHub();
     h.log.append('track:h', 'new_comment');
+    await h.liveClient('/tracks/h/events?user=2'); // the stream is live on this replica
     h.log.failReads = true;
     const c = await h.client('/tracks/h/events', { 'Last-Event-ID': '0' });
     await waitFor(() => c.ended, { what: 'the connection to end' });
     expect(c.ofType('connected')).toHaveLength(1);
     expect(c.ids()).toEqual([]);
-    await waitFor(() => h.hub.openStreams().track === 0, { what: 'cleanup' });
+    await waitFor(() => h.hub.openStreams().track === 1, { what: 'cleanup' });
+  });
+
+  test('a stream not yet live here is answered 503 unavailable while the log cannot be read', async () => {
+    const h = await startHub();
+    h.log.append('track:u', 'new_comment');
+    h.log.failReads = true;
+    for (const headers of [{}, { 'Last-Event-ID': '0' }] as Record<string, string>[]) {
+      const c = await h.client('/tracks/u/events', headers);
+      expect(c.res.statusCode).toBe(503);
+      expect(c.res.headers['retry-after']).toBe('1');
+      await waitFor(() => c.ended, { what: 'the refusal body' });
+      expect(JSON.parse(c.raw)).toEqual({
+        error: { code: 'unavailable', message: expect.any(String) },
+      });
+    }
+    expect(h.hub.openStreams()).toEqual({ track: 0, user: 0 });
+    // Once the log answers again, the same stream opens and is served live.
+    h.log.failReads = false;
+    const c = await h.liveClient('/tracks/u/events');
+    expect(c.res.statusCode).toBe(200);
+    h.bus.deliverEvent(h.log.append('track:u', 'new_comment'));
+    await waitFor(() => c.ids().length === 1, { what: 'a live event' });
+    expect(c.ids()).toEqual([2]);
   });
 
   test('drain spreads the closes, sends a short retry and refuses new streams', async () => {

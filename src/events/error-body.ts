@@ -9,3 +9,10 @@ export interface ErrorBody {
 export const errorBody = (code: string, message: string): ErrorBody => ({
   error: { code, message },
 });
+
+/** `503 unavailable` (contract section 4): the database or bus cannot be reached; retry soon. */
+export const UNAVAILABLE = {
+  code: 'unavailable',
+  message: 'the service is temporarily unavailable; retry shortly',
+  retryAfterS: 1,
+} as const;

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { AuthError } from '../auth/authenticate';
 import { DomainError, type DomainErrorCode } from '../domain/errors';
-import { errorBody } from '../events/error-body';
+import { errorBody, UNAVAILABLE } from '../events/error-body';
 import { isDatabaseUnavailable } from '../domain/storage-unavailable';
 
 /** An error with the contract's body: `{"error":{"code","message"}}`. */
@@ -120,9 +120,9 @@ export function errorAnswer(err: unknown): ErrorAnswer | 'aborted' | null {
  */
 export const DATABASE_UNAVAILABLE: ErrorAnswer = {
   status: 503,
-  code: 'unavailable',
-  message: 'the service is temporarily unavailable; retry shortly',
-  headers: { 'Retry-After': '1' },
+  code: UNAVAILABLE.code,
+  message: UNAVAILABLE.message,
+  headers: { 'Retry-After': String(UNAVAILABLE.retryAfterS) },
 };
 
 export const INTERNAL_ERROR: ErrorAnswer = {

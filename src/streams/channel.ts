@@ -101,11 +101,20 @@ export class StreamChannel {
     readonly trackId: string | null,
     readonly host: ChannelHost,
   ) {
+    this.initialized = new Promise<boolean>((settle) => (this.settleInit = settle));
     this.enqueue({ kind: 'init' });
   }
 
+  /** Settles once step 1 ran: true when it read the head, false when it failed or closed. */
+  readonly initialized: Promise<boolean>;
+  private settleInit!: (ok: boolean) => void;
+
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  get isReady(): boolean {
+    return this.ready;
   }
 
   /** A message from the bus for this stream. */
@@ -140,6 +149,7 @@ export class StreamChannel {
     this.retryTimer = null;
     this.staged = [];
     if (!this.running) this.discardJobs();
+    this.settleInit(false);
     return true;
   }
 
@@ -164,8 +174,10 @@ export class StreamChannel {
           await this.runJob(job);
         } catch (err) {
           this.host.logger.error({ err, stream: this.stream, job: job.kind }, 'stream job failed');
-          if (job.kind === 'init') this.host.failed(this);
-          else if (job.kind === 'message' && job.message.seq !== null)
+          if (job.kind === 'init') {
+            this.settleInit(false);
+            this.host.failed(this);
+          } else if (job.kind === 'message' && job.message.seq !== null)
             this.retryFill(job.message.seq);
           else if (job.kind === 'fill') this.retryFill(job.upTo);
         } finally {
@@ -225,6 +237,7 @@ export class StreamChannel {
     const head = await this.host.heads.read(this.stream);
     this.lastSeq = head?.lastSeq ?? 0;
     this.ready = true;
+    this.settleInit(true);
   }
 
   /** Step 3. */

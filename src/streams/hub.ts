@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type pino from 'pino';
 import type { Bus } from '../bus/types';
 import type { BusMessage, EventData, EventLogReader } from '../events/types';
+import { UNAVAILABLE } from '../events/error-body';
 import type { Metrics } from '../metrics/metrics';
 import { StreamChannel, type ChannelHost, type StreamKind } from './channel';
 import { ExpiryWheel } from './expiry-wheel';
@@ -131,7 +132,21 @@ export class StreamHub {
       return;
     }
 
-    const channel = this.channelFor(target);
+    let channel = this.channelFor(target);
+    if (!channel.isReady) {
+      // The stream's log head is not read yet on this replica: wait for that read, so that a
+      // database (or bus) outage is answered 503 before any of the stream goes out.
+      if (!(await channel.initialized)) {
+        const { code, message, retryAfterS } = UNAVAILABLE;
+        refuse(res, 503, code, message, retryAfterS, target.headers);
+        return;
+      }
+      if (socket.destroyed || this.refused(res, target)) {
+        if (channel.members === 0) this.dropChannel(channel);
+        return;
+      }
+      channel = this.channelFor(target); // the same one, unless it was dropped meanwhile
+    }
     const session = new StreamSession(socket, channel, target.userId);
     this.register(session);
     if (target.expiresAt !== undefined) this.expiry.add(session, target.expiresAt);
