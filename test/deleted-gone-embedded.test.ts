@@ -13,8 +13,9 @@ import { startEmbeddedDatabase, type EmbeddedDatabase } from '../src/store/embed
 import { PrismaEventLog } from '../src/store/event-log';
 import { createPrisma } from '../src/store/prisma';
 import { startServer, type RunningServer } from '../src/server';
-import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, userToken } from '../harness/replica';
+import { userToken } from '../harness/replica';
 import { SseClient, numericIds, type CommentJson } from './support/sse-client';
+import { embeddedTestEnv } from './support/rest-env';
 
 // PGlite's first start runs initdb (several seconds on a busy machine).
 jest.setTimeout(180_000);
@@ -48,18 +49,7 @@ const as = async (user: keyof typeof DEMO) => ({
 });
 
 test('replay on the embedded database carries no deleted or superseded text', async () => {
-  running = await startServer(
-    loadConfig({
-      NODE_ENV: 'test',
-      DATA_DIR: dataDir,
-      AUTH_SECRET: TEST_AUTH_SECRET,
-      ADMIN_TOKEN: TEST_ADMIN_TOKEN,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DRAIN_SPREAD_MS: '0',
-    }),
-    { quiet: true },
-  );
+  running = await startServer(loadConfig(embeddedTestEnv(dataDir)), { quiet: true });
   const app = running.handler;
   const post = async (user: keyof typeof DEMO, body: Record<string, unknown>) => {
     const res = await request(app)

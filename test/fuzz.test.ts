@@ -16,8 +16,8 @@ import { startServer, type RunningServer } from '../src/server';
 import { fuzzRequest, type FuzzWorld } from './support/fuzz-requests';
 import { jsonRequest } from '../harness/http';
 import { rawRequest, type RawAnswer, type RawRequest } from './support/raw-http';
-import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, userToken } from '../harness/replica';
-import { USERS, startRestEnv, type RestEnv } from './support/rest-env';
+import { TEST_ADMIN_TOKEN, userToken } from '../harness/replica';
+import { USERS, embeddedTestEnv, startRestEnv, type RestEnv } from './support/rest-env';
 import { openSse } from './support/sse-client';
 
 /** Runs per database: bounded so that both suites stay well under 30 s on CI. */
@@ -182,19 +182,7 @@ describe('on the embedded database', () => {
 
   beforeAll(async () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tc-fuzz-'));
-    running = await startServer(
-      loadConfig({
-        NODE_ENV: 'test',
-        DATA_DIR: dataDir,
-        AUTH_SECRET: TEST_AUTH_SECRET,
-        ADMIN_TOKEN: TEST_ADMIN_TOKEN,
-        PORT: '0',
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'silent',
-        DRAIN_SPREAD_MS: '0',
-      }),
-      { quiet: true },
-    );
+    running = await startServer(loadConfig(embeddedTestEnv(dataDir)), { quiet: true });
     const url = running.url;
     const userIds = [1, 2, 3, 4];
     const bob = await userToken(2);

@@ -9,8 +9,8 @@ import path from 'node:path';
 import request from 'supertest';
 import { loadConfig } from '../src/config/config';
 import { startServer, type RunningServer } from '../src/server';
-import { captureLogger, expectError, type Comment } from './support/rest-env';
-import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET, userToken } from '../harness/replica';
+import { captureLogger, embeddedTestEnv, expectError, type Comment } from './support/rest-env';
+import { TEST_ADMIN_TOKEN, userToken } from '../harness/replica';
 
 const DEMO = { alice: 1, bob: 2, carol: 3, dave: 4 } as const;
 const TRACKS = ['night-drive-01', 'night-drive-02', 'night-drive-03'];
@@ -21,15 +21,7 @@ let running: RunningServer | undefined;
 /** Starts the embedded default on `dataDir`; returns the server and what it logged. */
 async function startEmbedded() {
   const logs = captureLogger('info');
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    DATA_DIR: dataDir,
-    AUTH_SECRET: TEST_AUTH_SECRET,
-    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    DRAIN_SPREAD_MS: '0',
-  });
+  const config = loadConfig(embeddedTestEnv(dataDir));
   expect(config.databaseUrl).toBeUndefined();
   expect(config.redisUrl).toBeUndefined();
   running = await startServer(config, { logger: logs.logger, quiet: true });

@@ -6,8 +6,7 @@ import { loadConfig } from '../../src/config/config';
 import { startServer, type RunningServer } from '../../src/server';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../src/store/embedded-db';
 import { runMigrations } from '../../src/store/migrate';
-import { testEnv } from './rest-env';
-import { TEST_ADMIN_TOKEN, TEST_AUTH_SECRET } from '../../harness/replica';
+import { embeddedTestEnv, testEnv } from './rest-env';
 import { createTestDatabase } from '../../harness/test-db';
 
 /**
@@ -84,17 +83,7 @@ export const embeddedTarget: DbTargetFactory = async () => {
   return withServers(
     'embedded',
     db.connectionString,
-    (extra) => ({
-      NODE_ENV: 'test',
-      DATA_DIR: dataDir,
-      AUTH_SECRET: TEST_AUTH_SECRET,
-      ADMIN_TOKEN: TEST_ADMIN_TOKEN,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'silent',
-      DRAIN_SPREAD_MS: '0',
-      ...extra,
-    }),
+    (extra) => embeddedTestEnv(dataDir, extra),
     () => db.stop(),
     release,
   );

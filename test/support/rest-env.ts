@@ -36,23 +36,32 @@ export const TRACK_UNTIMED = 'track-untimed';
 
 export const adminAuth = { Authorization: `Bearer ${TEST_ADMIN_TOKEN}` };
 
+/** What every server a test starts in-process runs with, whatever its database. */
+const TEST_SERVER_ENV = {
+  NODE_ENV: 'test',
+  AUTH_SECRET: TEST_AUTH_SECRET,
+  ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+  PORT: '0',
+  HOST: '127.0.0.1',
+  LOG_LEVEL: 'silent',
+  // Nothing to spread out at shutdown in these tests: close at once.
+  DRAIN_SPREAD_MS: '0',
+};
+
 /** The environment `startServer` gets in every REST test (plus per-file extras). */
 export function testEnv(
   databaseUrl: string,
   extra: Record<string, string> = {},
 ): NodeJS.ProcessEnv {
-  return {
-    NODE_ENV: 'test',
-    DATABASE_URL: databaseUrl,
-    AUTH_SECRET: TEST_AUTH_SECRET,
-    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'silent',
-    // Nothing to spread out at shutdown in these tests: close at once.
-    DRAIN_SPREAD_MS: '0',
-    ...extra,
-  };
+  return { ...TEST_SERVER_ENV, DATABASE_URL: databaseUrl, ...extra };
+}
+
+/** The embedded default in a test: no DATABASE_URL, the database in `dataDir`. */
+export function embeddedTestEnv(
+  dataDir: string,
+  extra: Record<string, string> = {},
+): NodeJS.ProcessEnv {
+  return { ...TEST_SERVER_ENV, DATA_DIR: dataDir, ...extra };
 }
 
 /** A pino logger writing into memory, so a test can read what would have been logged. */
