@@ -7,8 +7,7 @@
  */
 import { Client } from 'pg';
 import request from 'supertest';
-import { waitFor } from '../harness/wait';
-import { USERS, eventsOfStream, startRestEnv, type RestEnv } from './support/rest-env';
+import { USERS, eventsOfStream, lockWaiters, startRestEnv, type RestEnv } from './support/rest-env';
 
 let env: RestEnv;
 /** Holds the stream head so both requests are in flight together. */
@@ -34,18 +33,7 @@ afterEach(async () => {
 });
 
 /** Resolves once `n` backends of the test database wait for a lock. */
-async function lockWaiters(n: number): Promise<void> {
-  await waitFor(
-    async () => {
-      const { rows } = await env.pg.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-      );
-      return rows[0]!.n >= n;
-    },
-    { timeoutMs: 5000, what: `${n} request(s) waiting for a lock` },
-  );
-}
+const waitForLockWaiters = (n: number) => lockWaiters(env.pg, n, 5000);
 
 test('a reply whose insert has begun and its parent’s delete both complete: no deadlock, the reply goes with its parent', async () => {
   const track = await env.newTrack();
@@ -59,12 +47,12 @@ test('a reply whose insert has begun and its parent’s delete both complete: no
     .set(env.as('dan'))
     .send({ content: 'racing reply', parent_id: parent.id })
     .then((r) => r);
-  await lockWaiters(1);
+  await waitForLockWaiters(1);
   const deleting = request(env.app)
     .delete(`/api/comments/${parent.id}`)
     .set(env.as('bob'))
     .then((r) => r);
-  await lockWaiters(2);
+  await waitForLockWaiters(2);
   await holder.query('COMMIT');
 
   const [reply, del] = await Promise.all([replying, deleting]);
@@ -89,13 +77,13 @@ test('a reply that finds its parent locked by a delete waits for it, then is 400
     .delete(`/api/comments/${parent.id}`)
     .set(env.as('bob'))
     .then((r) => r);
-  await lockWaiters(1);
+  await waitForLockWaiters(1);
   const replying = request(env.app)
     .post(`/api/tracks/${track}/comments`)
     .set(env.as('dan'))
     .send({ content: 'too late @bob', parent_id: parent.id })
     .then((r) => r);
-  await lockWaiters(2);
+  await waitForLockWaiters(2);
   await holder.query('COMMIT');
 
   const [reply, del] = await Promise.all([replying, deleting]);

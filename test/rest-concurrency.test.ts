@@ -8,7 +8,6 @@
  */
 import { Client } from 'pg';
 import request from 'supertest';
-import { waitFor } from '../harness/wait';
 import {
   USERS,
   eventsForComment,
@@ -16,6 +15,7 @@ import {
   expectError,
   startRestEnv,
   type RestEnv,
+  lockWaiters,
 } from './support/rest-env';
 
 let env: RestEnv;
@@ -43,18 +43,7 @@ afterEach(async () => {
 });
 
 /** Resolves once `n` backends of the test database wait for a lock. */
-async function lockWaiters(n: number): Promise<void> {
-  await waitFor(
-    async () => {
-      const { rows } = await env.pg.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-      );
-      return rows[0]!.n >= n;
-    },
-    { timeoutMs: 3000, what: `${n} request(s) waiting for a row lock` },
-  );
-}
+const waitForLockWaiters = (n: number) => lockWaiters(env.pg, n, 3000);
 
 test('a reply committed while its parent is being deleted is deleted with it, with its comment_deleted', async () => {
   const track = await env.newTrack();
@@ -71,7 +60,7 @@ test('a reply committed while its parent is being deleted is deleted with it, wi
     .delete(`/api/comments/${parent.id}`)
     .set(env.as('bob'))
     .then((r) => r);
-  await lockWaiters(1);
+  await waitForLockWaiters(1);
   await other.query('COMMIT');
 
   expect((await deleting).status).toBe(204);
@@ -94,7 +83,7 @@ test('a reply to a parent deleted meanwhile → 400 invalid_parent, nothing writ
     .set(env.as('dan'))
     .send({ content: 'reply to a vanishing parent @erin_5', parent_id: parent.id })
     .then((r) => r);
-  await lockWaiters(1);
+  await waitForLockWaiters(1);
   await other.query('COMMIT');
 
   expectError(await creating, 400, 'invalid_parent');
@@ -117,7 +106,7 @@ test('an edit of a comment deleted meanwhile → 404, nothing written', async ()
     .set(env.as('dan'))
     .send({ content: 'hi @bob and @erin_5' })
     .then((r) => r);
-  await lockWaiters(1);
+  await waitForLockWaiters(1);
   await other.query('COMMIT');
 
   expectError(await editing, 404, 'not_found');
@@ -139,7 +128,7 @@ test('two edits at once that name the same new user: both succeed, one mention, 
       .then((r) => r);
   const first = edit('hi @erin_5');
   const second = edit('hello @erin_5');
-  await lockWaiters(2);
+  await waitForLockWaiters(2);
   await other.query('COMMIT');
 
   const results = await Promise.all([first, second]);

@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import type { RequestListener } from 'node:http';
 import pino, { type Logger } from 'pino';
 import { Client } from 'pg';
+import { waitFor } from '../../harness/wait';
 import request, { type Response } from 'supertest';
 import { loadConfig } from '../../src/config/config';
 import { startServer, type RunningServer } from '../../src/server';
@@ -275,4 +276,21 @@ export async function rowCounts(pg: Client): Promise<Record<string, number>> {
   );
   const r = rows[0]!;
   return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number(v)]));
+}
+
+/**
+ * Resolves once `n` backends of the test database wait for a lock: how a race test knows its
+ * requests are in flight behind a transaction it holds open on another connection.
+ */
+export async function lockWaiters(pg: Client, n: number, timeoutMs: number): Promise<void> {
+  await waitFor(
+    async () => {
+      const { rows } = await pg.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+      );
+      return rows[0]!.n >= n;
+    },
+    { timeoutMs, what: `${n} request(s) waiting for a lock` },
+  );
 }
