@@ -66,44 +66,16 @@ function expectNginxNotFound(res: HttpAnswer): void {
   expect(res.json).toEqual({ error: { code: 'not_found', message: expect.any(String) } });
 }
 
-/**
- * A request with its path sent exactly as written: a URL string would be normalized by the
- * WHATWG parser first (`/a/../b` -> `/b`, `%2e` counts as a dot), as browsers do.
- */
+/** A request to nginx with its path sent exactly as written (see `HttpTarget`). */
 function requestPath(
   path: string,
   method = 'GET',
   opts: { localAddress?: string; body?: string } = {},
 ): Promise<HttpAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port: nginx.port,
-        path,
-        method,
-        agent: false,
-        localAddress: opts.localAddress,
-        headers: opts.body === undefined ? {} : { 'Content-Type': 'application/json' },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => {
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-        });
-      },
-    );
-    req.setTimeout(15000, () => req.destroy(new Error(`${method} ${path}: timed out`)));
-    req.on('error', reject);
-    req.end(opts.body);
+  return httpRequest({ port: nginx.port, path }, method, {
+    ...opts,
+    headers: opts.body === undefined ? {} : { 'Content-Type': 'application/json' },
+    timeoutMs: 15000,
   });
 }
 

@@ -1,4 +1,5 @@
 import { invalidParent } from '../../src/domain/errors';
+import { withValueAt } from '../../src/store/comment-store';
 import {
   commentDraft,
   type CatalogReader,
@@ -102,7 +103,7 @@ export class InMemoryComments implements CommentRepository {
     this.comments.set(comment.id, comment);
     const completed = events.map((e) => ({
       ...e,
-      data: setAt(e.data, idPath, comment.id),
+      data: withValueAt(e.data, idPath, comment.id),
       commentId: comment.id,
     }));
     return { result: comment, events: this.append(completed) };
@@ -177,15 +178,4 @@ export class InMemoryComments implements CommentRepository {
     this.clock += 1000;
     return new Date(this.clock);
   }
-}
-
-/** A copy of `data` with `value` at `path` (the parent must exist, as in the store). */
-function setAt<T extends object>(data: T, path: DataPath, value: unknown): T {
-  const copy = structuredClone(data) as Record<string, unknown>;
-  let node: unknown = copy;
-  for (const key of path.slice(0, -1)) node = (node as Record<string, unknown> | undefined)?.[key];
-  if (node !== null && typeof node === 'object') {
-    (node as Record<string, unknown>)[path[path.length - 1]!] = value;
-  }
-  return copy as T;
 }
