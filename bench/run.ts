@@ -8,7 +8,6 @@
  * RSS per open stream and CPU per process. Everything it starts is stopped at
  * the end, also on error and SIGINT. `npm run bench -- --help` for options.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -27,76 +26,29 @@ import { createTestDatabase } from '../harness/test-db';
 import { nowMs, sleep } from './lib/clock';
 import { runLoad, type LoadPhase, type LoadResult } from './lib/load';
 import { parseOptions, usage, type BenchOptions } from './lib/options';
+import { waitFor } from '../harness/wait';
+import { findNchanModule } from '../harness/nchan';
+import { compareTable, medianRatios, pairRatios, type ComparePair } from './lib/compare';
+import { costReport, cpuReport } from './lib/cost';
+import { benchNchan, nchanLine } from './lib/nchan-bench';
 import {
   childPids,
   cpuBetween,
   findPids,
-  readNofileLimit,
   readRssKb,
   snapshotCpu,
-  type CpuPhase,
   type CpuSnapshot,
 } from './lib/procstat';
+import { Cleanup, ensureFdLimit, log } from './lib/session';
+import { replicaProfilePath, summariseProfile } from './lib/profile';
 import { round } from './lib/stats';
+import { table } from './lib/table';
 import { SubscriberPool, type Target } from './lib/subscriber-pool';
 
 const ROOT = path.resolve(__dirname, '..');
 const REPLICAS = 2;
-const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 /** Started replicas, for their output when the run fails. */
 const startedReplicas: Replica[] = [];
-
-/** Stops what was started, last first; safe to call twice (SIGINT during cleanup). */
-class Cleanup {
-  private readonly steps: { name: string; fn: () => Promise<unknown> }[] = [];
-  private running: Promise<void> | undefined;
-
-  /** Registers a stop step; once cleanup has begun (SIGINT), stops the thing at once and aborts the run. */
-  add(name: string, fn: () => Promise<unknown>): void {
-    if (this.running) {
-      void fn().catch(() => undefined);
-      throw new Error('interrupted');
-    }
-    this.steps.push({ name, fn });
-  }
-
-  run(): Promise<void> {
-    this.running ??= (async () => {
-      for (const step of this.steps.reverse()) {
-        try {
-          await Promise.race([
-            step.fn(),
-            sleep(20000).then(() => Promise.reject(new Error('timed out after 20 s'))),
-          ]);
-        } catch (err) {
-          log(`cleanup: ${step.name}: ${(err as Error).message}`);
-        }
-      }
-    })();
-    return this.running;
-  }
-}
-
-/** Makes sure this process (and so every child it starts) may open enough files. */
-function ensureFdLimit(needed: number): { before: number; after: number; action: string } {
-  const before = readNofileLimit();
-  if (before.soft >= needed) {
-    return { before: before.soft, after: before.soft, action: 'none (enough)' };
-  }
-  // Node raises its own soft limit to the hard one at start; children inherit both.
-  // Raising the hard limit needs root (CAP_SYS_RESOURCE), which this machine has.
-  const target = Math.max(needed, before.hard === Infinity ? needed : before.hard);
-  execFileSync('prlimit', [`--pid=${process.pid}`, `--nofile=${target}:${target}`]);
-  const after = readNofileLimit();
-  if (after.soft < needed) {
-    throw new Error(`need ${needed} open files, limit is ${after.soft} (prlimit failed)`);
-  }
-  return {
-    before: before.soft,
-    after: after.soft,
-    action: `prlimit --nofile=${target}:${target} on the bench process`,
-  };
-}
 
 async function adminPut(base: string, pathname: string, body: unknown): Promise<void> {
   const res = await fetch(`${base}${pathname}`, {
@@ -234,28 +186,6 @@ interface RssReport {
   before_kb: number;
   idle_kb: number;
   per_stream_kb: number;
-}
-
-function cpuReport(phase: CpuPhase, extra: Record<string, number> = {}) {
-  const processes: Record<string, { cpu_ms: number; pct_of_one_core: number }> = {};
-  let ours = 0;
-  for (const [name, ms] of Object.entries(phase.groupsMs)) {
-    ours += ms;
-    processes[name] = {
-      cpu_ms: round(ms, 0),
-      pct_of_one_core: round((ms * 100) / phase.wallMs, 1),
-    };
-  }
-  const machineMs = (phase.machineBusyPct / 100) * phase.cores * phase.wallMs;
-  return {
-    wall_ms: round(phase.wallMs, 0),
-    cores: phase.cores,
-    machine_busy_pct_of_all_cores: round(phase.machineBusyPct, 1),
-    processes,
-    /** Busy CPU of the machine not spent in the processes above (other users of the machine). */
-    other_processes_pct_of_one_core: round(((machineMs - ours) * 100) / phase.wallMs, 1),
-    ...extra,
-  };
 }
 
 async function bench(opts: BenchOptions, cleanup: Cleanup) {
@@ -595,6 +525,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
       ),
     },
     cpu_post_window: cpuReport(postWindow, {}),
+    cost: costReport(postWindow, load.comments.posted, load.deliveries.unique),
     replica_cpu_us_per_delivery: viaProxy ? null : perDelivery,
     /** Log reads to fill a gap (a bus message ahead of a missing one) during the post window. */
     gap_fills_post_window: replicas.map((_, i) => {
@@ -618,85 +549,39 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
   return result;
 }
 
-type BenchResult = Awaited<ReturnType<typeof bench>>;
+export type BenchResult = Awaited<ReturnType<typeof bench>>;
 
-function table(r: BenchResult): string {
-  const rows: [string, string][] = [];
-  const s = (x: { p50: number; p90: number; p99: number; max: number }) =>
-    `p50 ${x.p50}  p90 ${x.p90}  p99 ${x.p99}  max ${x.max}`;
-  const c = r.config;
-  rows.push([
-    'config',
-    `${c.subscribers} subscribers / ${c.tracks} tracks / ${c.comments} comments at ${c.rate_per_s}/s, ` +
-      `${c.replicas} replicas${c.via_nginx ? ' via nginx' : ''}, ${c.subscriber_workers} subscriber worker(s)`,
-  ]);
-  rows.push(['delivery latency (ms)', s(r.latency_ms)]);
-  if (r.latency_same_replica_ms) rows.push(['  same replica (ms)', s(r.latency_same_replica_ms)]);
-  if (r.latency_cross_replica_ms)
-    rows.push(['  cross replica (ms)', s(r.latency_cross_replica_ms)]);
-  rows.push(['  after POST response (ms)', s(r.latency_after_post_response_ms)]);
-  const d = r.deliveries;
-  rows.push([
-    'deliveries',
-    `expected ${d.expected}, unique ${d.unique}, lost ${d.lost}, duplicates ${d.duplicates}`,
-  ]);
-  rows.push(['deliveries/s', `${d.per_s_post_window} (post window), ${d.per_s_overall} (overall)`]);
-  const a = d.anomalies;
-  rows.push([
-    'anomalies',
-    `misrouted ${a.misrouted}, id regressions ${a.id_regressions}, unexpected closes ${a.unexpected_closes}, ` +
-      `other events ${JSON.stringify(a.other_events)}`,
-  ]);
-  rows.push([
-    'POST latency (ms)',
-    `p50 ${r.posts.latency_ms.p50}  p99 ${r.posts.latency_ms.p99}  max ${r.posts.latency_ms.max}` +
-      ` (${r.posts.posted} ok, ${Object.values(r.posts.failed).reduce((x, y) => x + y, 0)} failed, ${r.posts.achieved_rate_per_s}/s)`,
-  ]);
-  rows.push([
-    'subscribers',
-    `${r.subscribers.connected} connected, ${r.subscribers.failed} failed, per replica ${JSON.stringify(r.subscribers.per_replica)}, ` +
-      `connect phase ${r.subscribers.connect_phase_ms} ms (p50 ${r.subscribers.connect_ms.p50} p99 ${r.subscribers.connect_ms.p99} ms per stream)`,
-  ]);
-  for (const [i, x] of r.rss_per_stream.replicas.entries()) {
-    rows.push([
-      `RSS replica-${i + 1}`,
-      `${x.before_kb} -> ${x.idle_kb} KB with ${x.streams} streams: ${x.per_stream_kb} KB/stream`,
-    ]);
-  }
-  rows.push([
-    'RSS per stream (mean)',
-    `${r.rss_per_stream.mean_per_stream_kb} KB` +
-      (r.rss_per_stream.replicas.some((x) => !(x.streams >= 1000))
-        ? ' (under 1,000 streams on a replica: GC noise dominates, not a measurement)'
-        : ''),
-  ]);
-  const cpu = r.cpu_post_window;
-  rows.push([
-    'CPU, post window',
-    `${cpu.wall_ms} ms wall, machine ${cpu.machine_busy_pct_of_all_cores}% of ${cpu.cores} cores busy, ` +
-      `other processes ${cpu.other_processes_pct_of_one_core}% of a core`,
-  ]);
-  for (const [name, p] of Object.entries(cpu.processes)) {
-    rows.push([`  ${name}`, `${p.cpu_ms} ms = ${p.pct_of_one_core}% of a core`]);
-  }
-  rows.push(['gap fills from the log', JSON.stringify(r.gap_fills_post_window)]);
-  rows.push(['replica GC pauses, post window', JSON.stringify(r.gc_post_window)]);
-  if (r.replica_cpu_us_per_delivery) {
-    rows.push(['replica CPU per delivery', `${JSON.stringify(r.replica_cpu_us_per_delivery)} µs`]);
-  }
-  rows.push([
-    'clock',
-    r.config.subscriber_workers === 0
-      ? 'subscribers in the posting process (one clock)'
-      : `worker offset ≤ ${r.clock.worker_offset_ms_max_abs} ms (ping rtt ${r.clock.worker_ping_rtt_ms_max} ms)`,
-  ]);
-  rows.push([
-    'run',
-    `${r.duration_s} s, load average at start ${r.config.load_average_at_start.join(' ')}`,
-  ]);
-  const w = Math.max(...rows.map(([k]) => k.length));
-  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+/** Writes a run's JSON as latest.json and as a stamped file; returns the text. */
+function writeResult(opts: BenchOptions, name: string, result: { started_at: string }): string {
+  const outDir = path.resolve(ROOT, opts.outDir);
+  fs.mkdirSync(outDir, { recursive: true });
+  const json = JSON.stringify(result, null, 2);
+  const stamp = result.started_at.replace(/[:.]/g, '-');
+  fs.writeFileSync(
+    path.join(outDir, `${name === 'bench' ? 'latest' : `latest-${name}`}.json`),
+    json + '\n',
+  );
+  fs.writeFileSync(
+    path.join(outDir, `${name}-${stamp}${opts.label ? '-' + opts.label : ''}.json`),
+    json + '\n',
+  );
+  return json;
 }
+
+/** Where each replica's time went in the post window (the profiles are written as they stop). */
+async function printProfiles(profileDir: string, result: BenchResult): Promise<void> {
+  for (const [i, r] of result.rss_per_stream.replicas.entries()) {
+    const file = replicaProfilePath(profileDir, r.pid);
+    try {
+      await waitFor(() => fs.existsSync(file), { what: file, timeoutMs: 10000, intervalMs: 50 });
+      console.log(summariseProfile(file, PROFILE_TOP, `replica-${i + 1} profile (${file})`));
+    } catch (err) {
+      log(`no profile for replica-${i + 1}: ${(err as Error).message}`);
+    }
+  }
+}
+
+const PROFILE_TOP = 12;
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -705,7 +590,9 @@ async function main(): Promise<void> {
     return;
   }
   const opts = parseOptions(argv, process.env);
-  const cleanup = new Cleanup();
+  if (opts.profile && !opts.profileDir) opts.profileDir = path.join(opts.outDir, 'profiles');
+  // Each run starts and stops its own servers; a signal stops the current run's.
+  let cleanup = new Cleanup();
   let interrupted = false;
   let firstSignalAt = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -723,20 +610,57 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const withCleanup = async <T>(what: string, fn: (c: Cleanup) => Promise<T>): Promise<T> => {
+    cleanup = new Cleanup();
+    try {
+      return await fn(cleanup);
+    } finally {
+      if (!interrupted) {
+        log(`${what}: stopping everything`);
+        await cleanup.run();
+      }
+    }
+  };
+
+  let compareNchan = opts.compare === 'nchan';
+  if (compareNchan) {
+    const mod = findNchanModule();
+    if ('missing' in mod) {
+      log(`--compare nchan skipped: ${mod.missing}`);
+      compareNchan = false;
+    }
+  }
+  const pairs: ComparePair[] = [];
   try {
-    const result = await bench(opts, cleanup);
-    const outDir = path.resolve(ROOT, opts.outDir);
-    fs.mkdirSync(outDir, { recursive: true });
-    const json = JSON.stringify(result, null, 2);
-    const stamp = result.started_at.replace(/[:.]/g, '-');
-    fs.writeFileSync(path.join(outDir, 'latest.json'), json + '\n');
-    fs.writeFileSync(
-      path.join(outDir, `bench-${stamp}${opts.label ? '-' + opts.label : ''}.json`),
-      json + '\n',
-    );
-    console.log(table(result));
-    console.log(json);
-    log(`results written to ${path.relative(ROOT, outDir)}/latest.json`);
+    for (let run = 1; run <= opts.runs; run++) {
+      if (opts.runs > 1) log(`=== run ${run}/${opts.runs}: ours ===`);
+      const ours = await withCleanup('ours', (c) => bench(opts, c));
+      const json = writeResult(opts, 'bench', ours);
+      console.log(table(ours));
+      if (!compareNchan) console.log(json);
+      if (opts.profileDir) await printProfiles(path.resolve(ROOT, opts.profileDir), ours);
+      if (!compareNchan) continue;
+      log(`=== run ${run}/${opts.runs}: nchan ===`);
+      const nchan = await withCleanup('nchan', (c) => benchNchan(opts, c));
+      writeResult(opts, 'nchan', nchan);
+      console.log(`\nnchan run ${run}: ${nchanLine(nchan)}`);
+      pairs.push({ ours, nchan });
+    }
+    if (pairs.length) {
+      console.log(
+        `\nours vs nchan (${opts.subscribers} subscribers / ${opts.tracks} tracks / ${opts.comments} ` +
+          `comments at ${opts.rate}/s; 2 replicas vs 2 nginx+nchan, each side with a private Redis` +
+          `${opts.viaNginx ? '; ours via nginx' : ''})`,
+      );
+      console.log(compareTable(pairs));
+      const outDir = path.resolve(ROOT, opts.outDir);
+      fs.writeFileSync(
+        path.join(outDir, 'latest-compare.json'),
+        JSON.stringify({ pairs: pairs.map(pairRatios), median: medianRatios(pairs) }, null, 2) +
+          '\n',
+      );
+    }
+    log(`results written to ${opts.outDir}/`);
   } catch (err) {
     if (interrupted) return; // the signal handler cleans up and exits
     log(`failed: ${(err as Error).stack ?? String(err)}`);
@@ -745,11 +669,6 @@ async function main(): Promise<void> {
       if (out) log(`replica :${r.port} output (last 3000 chars):\n${out.slice(-3000)}`);
     }
     process.exitCode = 1;
-  } finally {
-    if (!interrupted) {
-      log('stopping everything');
-      await cleanup.run();
-    }
   }
 }
 

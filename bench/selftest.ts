@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { FakeSseServer, type FakeFaults } from './lib/fake-server';
+import { waitFor } from '../harness/wait';
 import { runLoad } from './lib/load';
+import { PROTOCOLS } from './lib/protocol';
 import { WorkerGroup } from './lib/subscriber-group';
 import { SubscriberPool } from './lib/subscriber-pool';
 import { SseResponseParser, type SseFrame } from './lib/sse-parser';
@@ -306,6 +308,50 @@ async function connectTimeoutTest(): Promise<void> {
   }
 }
 
+async function nchanProtocolTest(): Promise<void> {
+  // Nchan's stream: a 200 head and a `: hi` comment, no `connected` event; ids are `time:tag`.
+  const frame = (n: number, track: string) =>
+    `event: new_comment\nid: 1796437430:${n}\ndata: ${PROTOCOLS.nchan.postBody('x', n, track, 0)}\n\n`;
+  let requestLine = '';
+  const server = net.createServer((socket) => {
+    socket.once('data', (d) => {
+      requestLine = d.toString('latin1').split('\r\n')[0]!;
+      socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n: hi\n\n');
+      socket.write(frame(3, 'a') + frame(4, 'b'));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  const pool = new SubscriberPool({
+    runTag: 'x',
+    trackIds: ['a'],
+    targets: [{ host: '127.0.0.1', port }],
+    tokens: ['unused'],
+    subscribers: [[0, 0, 0, 0]],
+    connectConcurrency: 1,
+    reconnectDelayMs: 10,
+    server: 'nchan',
+  });
+  try {
+    await check(
+      'pool (nchan): open on the 200 head, deliveries counted, misroutes not',
+      async () => {
+        await pool.openAll();
+        await waitFor(() => pool.progress().unique === 1, { what: 'the nchan delivery' });
+        await waitFor(() => pool.result().misrouted === 1, { what: 'the misrouted frame' });
+        const r = pool.result();
+        assert.equal(requestLine, 'GET /sub/a HTTP/1.1');
+        assert.equal(r.connected, 1);
+        assert.deepEqual([...r.deliveryComment], [3]);
+        assert.equal(r.failedConnects, 0);
+      },
+    );
+  } finally {
+    pool.close();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+}
+
 const faults = (over: FakeFaults): FakeFaults => ({
   drop: (u, n) => u % 5 === 1 && n % 4 === 0,
   duplicate: (u, n) => u % 5 === 2 && n % 3 === 0,
@@ -322,6 +368,7 @@ async function main(): Promise<void> {
   await clockTest();
   await failedConnectTest();
   await connectTimeoutTest();
+  await nchanProtocolTest();
   await loadTest('in-process, chunked, LF', 0, faults({ chunked: true }));
   await loadTest(
     '2 workers, identity, CRLF, split frames',

@@ -2,6 +2,7 @@ import http from 'node:http';
 import { nowMs, sleep } from './clock';
 import { roundSummary, summarize, round, type Summary } from './stats';
 import { LocalGroup, WorkerGroup, type SubscriberGroup } from './subscriber-group';
+import { PROTOCOLS, type ServerKind } from './protocol';
 import type { PoolPlan, PoolResult, Target } from './subscriber-pool';
 
 /** One measured run against already running servers (set-up and tear-down are the caller's). */
@@ -25,6 +26,8 @@ export interface LoadConfig {
   /** How long to wait for missing deliveries after the last POST answered. */
   settleMs: number;
   reconnectDelayMs: number;
+  /** The server's protocol (default: this service's). */
+  server?: ServerKind;
   /** Called at the phase boundaries (RSS and CPU sampling); awaited. */
   onPhase?: (phase: LoadPhase, info: PhaseInfo) => Promise<void>;
   /** Lets the caller close the subscriber groups if the run is interrupted. */
@@ -100,7 +103,7 @@ interface PostOutcome {
 function postComment(
   target: Target,
   agent: http.Agent,
-  trackId: string,
+  path: string,
   token: string,
   body: string,
   started: (at: number) => void,
@@ -113,7 +116,7 @@ function postComment(
         host: target.host,
         port: target.port,
         method: 'POST',
-        path: `/api/tracks/${encodeURIComponent(trackId)}/comments`,
+        path,
         agent,
         headers: {
           'content-type': 'application/json',
@@ -142,6 +145,7 @@ function postComment(
 
 export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
   const log = cfg.log ?? (() => {});
+  const protocol = PROTOCOLS[cfg.server ?? 'trackcomments'];
   const T = cfg.trackIds.length;
   const nTargets = cfg.subscriberTargets.length;
   const trackOfSub = (i: number) => i % T;
@@ -158,6 +162,7 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
     subscribers: [],
     connectConcurrency: Math.max(1, Math.ceil(cfg.connectConcurrency / nGroups)),
     reconnectDelayMs: cfg.reconnectDelayMs,
+    server: cfg.server,
   }));
   const perTarget = new Array<number>(nTargets).fill(0);
   for (let i = 0; i < cfg.subscribers; i++) {
@@ -242,15 +247,13 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
           const n = k++;
           const track = n % T;
           const target = postTargetOf(n);
-          const body = JSON.stringify({
-            content: `bench:${cfg.runTag}:${n}: comment ${n} on track ${track}`,
-            timestamp: n % 300,
-          });
+          const trackId = cfg.trackIds[track]!;
+          const body = protocol.postBody(cfg.runTag, n, trackId, track);
           inflight.push(
             postComment(
               cfg.postTargets[target]!,
               agents[target]!,
-              cfg.trackIds[track]!,
+              protocol.postPath(trackId),
               cfg.tokens[n % cfg.tokens.length]!,
               body,
               (at) => (postStart[n] = at),
@@ -273,7 +276,7 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
     let posted = 0;
     for (let k = 0; k < C; k++) {
       const o = outcomes[k]!;
-      if (o.status === 201) {
+      if (protocol.accepted(o.status)) {
         posted++;
         expected += liveOnTrack[k % T]!;
       } else {
@@ -316,7 +319,7 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
         const k = r.deliveryComment[i]!;
         const at = r.deliveryAt[i]!;
         const o = k >= 0 && k < C ? outcomes[k] : undefined;
-        if (!o || o.status !== 201) {
+        if (!o || !protocol.accepted(o.status)) {
           unexpected++;
           continue;
         }

@@ -20,6 +20,12 @@ export interface BenchOptions {
   profileDir: string;
   /** Extra NODE_OPTIONS for the replicas (e.g. V8 heap flags), to compare settings. */
   replicaNodeOptions: string;
+  /** Also print the top self-time functions per replica (profiles into outDir/profiles unless profileDir). */
+  profile: boolean;
+  /** '' or 'nchan': alternate each run of ours with one of that server under the same load. */
+  compare: string;
+  /** Runs (pairs with --compare), one after the other in this process. */
+  runs: number;
 }
 
 export const DEFAULTS: BenchOptions = {
@@ -38,6 +44,9 @@ export const DEFAULTS: BenchOptions = {
   label: '',
   profileDir: '',
   replicaNodeOptions: '',
+  profile: false,
+  compare: '',
+  runs: 1,
 };
 
 export const SMOKE: Partial<BenchOptions> = { subscribers: 200, tracks: 4, comments: 50, rate: 50 };
@@ -93,6 +102,17 @@ const SPECS: Record<string, Spec> = {
     kind: 'string',
     help: 'write V8 CPU profiles of the replicas here (node --cpu-prof)',
   },
+  '--profile': {
+    key: 'profile',
+    kind: 'bool',
+    help: 'profile the replicas and print where their time went',
+  },
+  '--compare': {
+    key: 'compare',
+    kind: 'string',
+    help: '"nchan": alternate with nginx+Nchan under the same load, print ratios',
+  },
+  '--runs': { key: 'runs', kind: 'int', min: 1, help: 'runs (ours, nchan, ours, nchan ...)' },
   '--replica-node-options': {
     key: 'replicaNodeOptions',
     kind: 'string',
@@ -150,6 +170,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       if (v === undefined) throw new Error(`${flag} needs a value`);
       set(flag!, spec, v);
     }
+  }
+  if (opts.compare !== '' && opts.compare !== 'nchan') {
+    throw new Error(`--compare knows only "nchan", got ${JSON.stringify(opts.compare)}`);
   }
   return opts;
 }

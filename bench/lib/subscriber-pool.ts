@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { nowMs } from './clock';
+import { PROTOCOLS, type Protocol, type ServerKind } from './protocol';
 import { SseResponseParser, type ResponseHead, type SseFrame } from './sse-parser';
 
 /** Where every subscriber socket of this process reads into (see open()). */
@@ -27,6 +28,8 @@ export interface PoolPlan {
   reconnectDelayMs: number;
   /** A stream without its `connected` event after this long is given up (default 30 s). */
   connectTimeoutMs?: number;
+  /** The server's protocol (default: this service's). */
+  server?: ServerKind;
 }
 
 export interface PoolProgress {
@@ -134,8 +137,10 @@ export class SubscriberPool {
   private readonly socketErrors: Record<string, number> = {};
   private readonly connectMs: Float64Array;
   private readonly reconnectTimers = new Set<NodeJS.Timeout>();
+  private readonly protocol: Protocol;
 
   constructor(private readonly plan: PoolPlan) {
+    this.protocol = PROTOCOLS[plan.server ?? 'trackcomments'];
     this.marker = `bench:${plan.runTag}:`;
     this.trackMarkers = plan.trackIds.map((t) => `"track_id":${JSON.stringify(t)}`);
     this.subs = plan.subscribers.map(([index, trackSlot, targetSlot, userSlot], slot) => ({
@@ -214,7 +219,7 @@ export class SubscriberPool {
   }
 
   private open(sub: SubscriberState): void {
-    const path = `/api/tracks/${encodeURIComponent(this.plan.trackIds[sub.trackSlot]!)}/events`;
+    const path = this.protocol.streamPath(this.plan.trackIds[sub.trackSlot]!);
     const lines = [
       `GET ${path} HTTP/1.1`,
       `Host: ${sub.target.host}:${sub.target.port}`,
@@ -245,6 +250,7 @@ export class SubscriberPool {
     const parser = new SseResponseParser(
       (h) => {
         head = h;
+        if (h.status === 200 && this.protocol.openOnHead) this.markOpen(sub, nowMs());
       },
       (frame) => this.frame(sub, frame),
     );
@@ -299,6 +305,21 @@ export class SubscriberPool {
     });
   }
 
+  /** The stream is open: counted, and its open slot freed for the next one. */
+  private markOpen(sub: SubscriberState, at: number): void {
+    if (!sub.connected) {
+      sub.connected = true;
+      this.connectedNow++;
+    }
+    if (!sub.everConnected) {
+      sub.everConnected = true;
+      this.everConnected++;
+      this.connectMs[sub.slot] = at - sub.openedAt;
+    }
+    sub.settle?.();
+    sub.settle = undefined;
+  }
+
   private frame(sub: SubscriberState, frame: SseFrame): void {
     const at = nowMs();
     if (frame.event === 'new_comment') {
@@ -332,17 +353,7 @@ export class SubscriberPool {
       return;
     }
     if (frame.event === 'connected') {
-      if (!sub.connected) {
-        sub.connected = true;
-        this.connectedNow++;
-      }
-      if (!sub.everConnected) {
-        sub.everConnected = true;
-        this.everConnected++;
-        this.connectMs[sub.slot] = at - sub.openedAt;
-      }
-      sub.settle?.();
-      sub.settle = undefined;
+      this.markOpen(sub, at);
       return;
     }
     if (frame.id !== undefined) {
