@@ -3,92 +3,42 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import {
+  NGINX_REDIRECT_TEMPLATE_PATH,
+  NGINX_TEMPLATE_PATH,
+  nginxTemplateValues,
+  renderNginxTemplate,
+  type Listening,
+  type NginxOptions,
+} from './nginx-template';
 import { freePort } from './ports';
+import { hasHttp2Directive, makeSelfSignedCertificate, nginxVersion } from './tls';
 import { waitFor } from './wait';
 
-/** The one proxy config, shared by docker compose and the tests. */
-export const NGINX_TEMPLATE_PATH = path.resolve(__dirname, '../nginx/trackcomments.conf.template');
-
-/** Edge limits used when a test does not choose its own; the same defaults as docker-compose.yml. */
-export const NGINX_DEFAULT_LIMITS = {
-  streamsPerClient: 40,
-  writesPerSecond: 20,
-  writeBurst: 40,
-} as const;
-
-export interface NginxOptions {
-  /** Replicas as 'host:port'. */
-  upstreams: string[];
-  /**
-   * Replicas as 'host:port' that nginx uses only while every one of `upstreams` is failing
-   * (`server … backup;`): lets a test pin traffic to one replica yet still fail over.
-   */
-  backupUpstreams?: string[];
-  /** Open SSE streams per client address (limit_conn). */
-  streamsPerClient?: number;
-  /** Sustained non-GET requests per second per client address (limit_req). */
-  writesPerSecond?: number;
-  /** Writes above the rate accepted at once before 429. */
-  writeBurst?: number;
-}
+export {
+  NGINX_DEFAULT_LIMITS,
+  NGINX_REDIRECT_TEMPLATE_PATH,
+  NGINX_TEMPLATE_PATH,
+  nginxTemplateValues,
+  renderNginxTemplate,
+  type NginxOptions,
+  type TlsValues,
+} from './nginx-template';
 
 export interface RunningNginx {
-  /** e.g. http://127.0.0.1:41234 */
+  /** e.g. http://127.0.0.1:41234, or https://… with `tls`. */
   url: string;
   port: number;
+  /** With `httpRedirect`: the plain-HTTP origin that redirects to `url`. */
+  redirectUrl?: string;
+  /** With `tls`: the certificate nginx serves (PEM), for clients that trust it. */
+  certificate?: string;
   pid: number;
   /** The access log so far (JSON lines, format `trackcomments`). */
   accessLog(): string;
   errorLog(): string;
   /** Stops nginx (SIGTERM, SIGKILL to the process group after 5 s) and removes its files. */
   stop(): Promise<void>;
-}
-
-/** Values for the template's NGINX_* placeholders. */
-export function nginxTemplateValues(
-  opts: NginxOptions & { listen: string; accessLog: string },
-): Record<string, string> {
-  if (opts.upstreams.length === 0) throw new Error('startNginx needs at least one upstream');
-  const backups = opts.backupUpstreams ?? [];
-  for (const u of [...opts.upstreams, ...backups]) {
-    if (!/^[A-Za-z0-9.\-[\]:]+:\d+$/.test(u)) throw new Error(`upstream must be host:port: ${u}`);
-  }
-  const limits = { ...NGINX_DEFAULT_LIMITS, ...definedOnly(opts) };
-  for (const [name, value] of Object.entries(limits)) {
-    if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be an integer >= 1`);
-  }
-  return {
-    NGINX_LISTEN: opts.listen,
-    NGINX_ACCESS_LOG: opts.accessLog,
-    NGINX_UPSTREAM_SERVERS: [
-      ...opts.upstreams.map((u) => `server ${u} max_fails=0;`),
-      ...backups.map((u) => `server ${u} max_fails=0 backup;`),
-    ].join(' '),
-    NGINX_STREAMS_PER_CLIENT: String(limits.streamsPerClient),
-    NGINX_WRITES_PER_SECOND: String(limits.writesPerSecond),
-    NGINX_WRITE_BURST: String(limits.writeBurst),
-  };
-}
-
-function definedOnly(opts: NginxOptions): Partial<typeof NGINX_DEFAULT_LIMITS> {
-  const picked: Record<string, number> = {};
-  for (const key of ['streamsPerClient', 'writesPerSecond', 'writeBurst'] as const) {
-    if (opts[key] !== undefined) picked[key] = opts[key];
-  }
-  return picked;
-}
-
-/**
- * Substitutes `${NAME}` placeholders the way the nginx image's envsubst step
- * does, and fails on any NGINX_* placeholder left without a value.
- */
-export function renderNginxTemplate(template: string, values: Record<string, string>): string {
-  const rendered = template.replace(/\$\{([A-Z][A-Z0-9_]*)\}/g, (whole, name: string) =>
-    Object.prototype.hasOwnProperty.call(values, name) ? values[name]! : whole,
-  );
-  const left = rendered.match(/\$\{NGINX_[A-Z0-9_]+\}/);
-  if (left) throw new Error(`nginx template placeholder without a value: ${left[0]}`);
-  return rendered;
 }
 
 export function findNginxBinary(): string {
@@ -109,6 +59,8 @@ interface Prefix {
   errorLog: string;
   accessLog: string;
   pidFile: string;
+  /** With `tls`: the certificate file nginx serves. */
+  certificate?: string;
 }
 
 /**
@@ -117,7 +69,7 @@ interface Prefix {
  * includes conf.d/*.conf). Temp paths point into the prefix so nothing under
  * /var/lib/nginx is touched.
  */
-function writePrefix(opts: NginxOptions & { listen: string }): Prefix {
+function writePrefix(opts: ConfigSource): Prefix {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trackcomments-nginx-'));
   try {
     return writePrefixFiles(dir, opts);
@@ -127,14 +79,37 @@ function writePrefix(opts: NginxOptions & { listen: string }): Prefix {
   }
 }
 
-function writePrefixFiles(dir: string, opts: NginxOptions & { listen: string }): Prefix {
+/** What a prefix's trackcomments.conf comes from: options, or an already rendered text. */
+type ConfigSource = (NginxOptions & Listening) | { rendered: string };
+
+/** Renders the templates for `opts` into `dir`; makes the test certificate if asked to. */
+function renderInto(
+  dir: string,
+  opts: NginxOptions & Listening,
+  accessLog: string,
+): { rendered: string; certificate?: string } {
+  const tlsFiles = opts.tls === true ? makeSelfSignedCertificate(path.join(dir, 'tls')) : opts.tls;
+  const tlsValues = tlsFiles && {
+    files: tlsFiles,
+    http2Directive: hasHttp2Directive(nginxVersion(findNginxBinary())),
+  };
+  const values = nginxTemplateValues({ ...opts, accessLog, tlsValues });
+  // The redirect server goes after the app server, as nginx/render.sh appends it.
+  const rendered = [
+    NGINX_TEMPLATE_PATH,
+    ...(opts.httpRedirect ? [NGINX_REDIRECT_TEMPLATE_PATH] : []),
+  ]
+    .map((template) => renderNginxTemplate(fs.readFileSync(template, 'utf8'), values))
+    .join('\n');
+  return { rendered, certificate: tlsFiles?.certificate };
+}
+
+function writePrefixFiles(dir: string, opts: ConfigSource): Prefix {
   const tmp = path.join(dir, 'tmp');
   fs.mkdirSync(tmp);
   const accessLog = path.join(dir, 'access.log');
-  const rendered = renderNginxTemplate(
-    fs.readFileSync(NGINX_TEMPLATE_PATH, 'utf8'),
-    nginxTemplateValues({ ...opts, accessLog }),
-  );
+  const { rendered, certificate } =
+    'rendered' in opts ? { rendered: opts.rendered } : renderInto(dir, opts, accessLog);
   fs.writeFileSync(path.join(dir, 'trackcomments.conf'), rendered);
   const errorLog = path.join(dir, 'error.log');
   const mimeTypes = '/etc/nginx/mime.types';
@@ -172,6 +147,7 @@ function writePrefixFiles(dir: string, opts: NginxOptions & { listen: string }):
     errorLog,
     accessLog,
     pidFile: path.join(dir, 'nginx.pid'),
+    certificate,
   };
 }
 
@@ -197,13 +173,19 @@ const readOrEmpty = (file: string): string => {
   }
 };
 
-/** Renders the config for `opts` and runs `nginx -t` on it. */
-export function checkNginxConfig(opts: NginxOptions): {
+/**
+ * Renders the config for `opts` (or takes `rendered`, e.g. nginx/render.sh's output) and runs
+ * `nginx -t` on it.
+ */
+export function checkNginxConfig(opts: NginxOptions | { rendered: string }): {
   ok: boolean;
   output: string;
   rendered: string;
 } {
-  const prefix = writePrefix({ ...opts, listen: '127.0.0.1:1' });
+  // nginx -t binds nothing: any addresses do.
+  const prefix = writePrefix(
+    'rendered' in opts ? opts : { ...opts, listen: '127.0.0.1:1', redirectListen: '127.0.0.1:2' },
+  );
   try {
     const result = spawnSync(findNginxBinary(), nginxArgs(prefix, ['-t']), {
       encoding: 'utf8',
@@ -270,8 +252,16 @@ async function stopChild(child: ChildProcess): Promise<void> {
   killGroup(child, 'SIGKILL');
 }
 
-async function startOnce(opts: NginxOptions, port: number): Promise<RunningNginx> {
-  const prefix = writePrefix({ ...opts, listen: `127.0.0.1:${port}` });
+async function startOnce(
+  opts: NginxOptions,
+  port: number,
+  redirectPort: number | undefined,
+): Promise<RunningNginx> {
+  const prefix = writePrefix({
+    ...opts,
+    listen: `127.0.0.1:${port}`,
+    redirectListen: redirectPort === undefined ? undefined : `127.0.0.1:${redirectPort}`,
+  });
   const output = fs.openSync(path.join(prefix.dir, 'output.log'), 'a');
   let child: ChildProcess;
   try {
@@ -318,8 +308,10 @@ async function startOnce(opts: NginxOptions, port: number): Promise<RunningNginx
     throw message.includes(errorLog) ? err : new Error(`${message}: ${errorLog}`, { cause: err });
   }
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
+    redirectUrl: redirectPort === undefined ? undefined : `http://127.0.0.1:${redirectPort}`,
+    certificate: prefix.certificate && fs.readFileSync(prefix.certificate, 'utf8'),
     pid: child.pid!,
     accessLog: () => logs().access,
     errorLog: () => logs().error,
@@ -329,7 +321,7 @@ async function startOnce(opts: NginxOptions, port: number): Promise<RunningNginx
 
 /**
  * Runs the real nginx with nginx/trackcomments.conf.template in front of
- * `upstreams`, on a free loopback port. Resolves once nginx accepts
+ * `upstreams`, on a free loopback port (HTTPS + HTTP/2 with `tls`). Resolves once nginx accepts
  * connections. Call stop() in afterAll/finally; nginx is also killed if the
  * test process exits.
  */
@@ -338,7 +330,10 @@ export async function startNginx(opts: NginxOptions): Promise<RunningNginx> {
   // The free port can be taken between probing and nginx binding it; retry.
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce(opts, await freePort());
+      const port = await freePort();
+      let redirectPort = opts.httpRedirect ? await freePort() : undefined;
+      while (redirectPort === port) redirectPort = await freePort();
+      return await startOnce(opts, port, redirectPort);
     } catch (err) {
       lastError = err;
       if (!/Address already in use/.test(String(err))) throw err;

@@ -12,6 +12,7 @@ import { adminRoutes } from './http/admin-routes';
 import { streamRoutes } from './http/stream-routes';
 import { API_PREFIX, type StreamGateway } from './http/hot-endpoints';
 import { opsRoutes, type ReadinessCheck } from './http/ops-routes';
+import { openApiRoutes } from './http/openapi';
 import { typingRateLimit, type RedisCommand } from './http/rate-limits';
 import { errorHandler, sendError } from './http/errors';
 import { httpLogger } from './http/logging';
@@ -64,6 +65,8 @@ export function buildApp(deps: AppDeps): Express {
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT_BYTES, parameterLimit: 20 }));
 
   app.use(opsRoutes({ readiness: deps.readiness, metrics }));
+  // Public in every mode: the API's description holds nothing the contract does not publish.
+  app.use(openApiRoutes(PUBLIC_DIR));
   app.use(
     '/api/admin',
     requireAdmin(deps.adminAuth),

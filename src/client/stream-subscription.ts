@@ -9,7 +9,7 @@ import type { StreamEventMap, StreamEventName } from '../events/catalogue';
 // ---------------------------------------------------------------------------
 // Events (contract section 5)
 
-const STREAM_EVENT_NAMES: readonly StreamEventName[] = [
+export const STREAM_EVENT_NAMES: readonly StreamEventName[] = [
   'connected',
   'new_comment',
   'comment_edited',
@@ -54,6 +54,12 @@ export interface SubscribeOptions {
   maxRetryMs?: number;
   /** Quiet time that marks the end of a replay burst after a reconnect. */
   replayQuietMs?: number;
+  /**
+   * Who the page is signed in as (e.g. the user id). With it, the tabs of this origin that
+   * subscribe to the same stream as the same user share one connection (./shared-stream.ts);
+   * without it, or where sharing is off or unavailable, this tab opens its own.
+   */
+  sharedAs?: string | number;
 }
 
 export interface Subscription {
@@ -274,7 +280,7 @@ function storedEventId(name: StreamEventName, lastEventId: string): string | nul
 }
 
 /** Ids are decimal sequence numbers; anything else is compared as opaque (always "after"). */
-function isAfter(id: string, previous: string): boolean {
+export function isAfter(id: string, previous: string): boolean {
   if (/^\d+$/.test(id) && /^\d+$/.test(previous)) {
     return id.length !== previous.length ? id.length > previous.length : id > previous;
   }

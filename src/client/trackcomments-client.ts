@@ -6,7 +6,8 @@
  * `Authorization: Bearer …`). It is compiled without a bundler to an ES module in
  * `public/build/client/`, so its imports name the emitted `.js` file or are types only (they
  * vanish from the output): the comment and event shapes are the server's own, from
- * src/events/catalogue.ts. The stream half is in ./stream-subscription.ts.
+ * src/events/catalogue.ts. The stream half is in ./stream-subscription.ts; streams shared by
+ * the tabs of one user (`sharedAs`) in ./shared-stream.ts.
  */
 
 import type { Comment } from '../events/catalogue';
@@ -18,8 +19,15 @@ import {
   type SubscribeOptions,
   type Subscription,
 } from './stream-subscription.js';
+import {
+  SharedStreamSubscription,
+  browserSharing,
+  sharedStreamName,
+  type SharingSeams,
+} from './shared-stream.js';
 
 export type * from '../events/catalogue';
+export type { ChannelLike, LockManagerLike, SharingSeams } from './shared-stream.js';
 export type {
   ConnectionState,
   EventMeta,
@@ -82,6 +90,12 @@ export interface ClientOptions {
   withCredentials?: boolean;
   /** Extra request headers, e.g. `Authorization` in Node (browsers cannot set them on EventSource). */
   headers?: Record<string, string>;
+  /**
+   * How streams subscribed with `sharedAs` are shared across tabs: unset uses the browser's
+   * Web Locks and BroadcastChannel when present; `false` turns sharing off (every tab opens its
+   * own).
+   */
+  sharing?: SharingSeams | false;
 }
 
 /** A REST failure, from the contract's error body `{"error":{"code","message"}}`. */
@@ -173,10 +187,28 @@ export function createClient(options: ClientOptions = {}): TrackCommentsClient {
     }
   }
 
+  /** One stream: shared with the other tabs of this user when asked and possible, else own. */
   function subscribe(
     path: string,
     handlers: StreamHandlers,
     subscribeOptions: SubscribeOptions = {},
+  ): Subscription {
+    const { sharedAs, ...streamOptions } = subscribeOptions;
+    const sharing = options.sharing === false ? null : (options.sharing ?? browserSharing());
+    if (!sharing || sharedAs === undefined) return openOwn(path, handlers, streamOptions);
+    return new SharedStreamSubscription(
+      sharing,
+      sharedStreamName(url(path), sharedAs),
+      (ownHandlers, ownOptions) => openOwn(path, ownHandlers, ownOptions),
+      handlers,
+      streamOptions,
+    );
+  }
+
+  function openOwn(
+    path: string,
+    handlers: StreamHandlers,
+    subscribeOptions: SubscribeOptions,
   ): Subscription {
     if (!EventSourceImpl) throw new Error('trackcomments client: no EventSource implementation');
     return new StreamSubscription(

@@ -113,16 +113,13 @@ export const isStorableText = (s: string): boolean => s.isWellFormed() && !s.inc
 
 const STORABLE_TEXT = 'must be well-formed Unicode text without NUL characters';
 
+// Trimmed in place (not a transform) so that the OpenAPI document can state the length limits.
 export const contentField = z
   .string({ error: 'content is required and must be a string' })
   .refine(isStorableText, `content ${STORABLE_TEXT}`)
-  .transform((s) => s.trim())
-  .pipe(
-    z
-      .string()
-      .min(1, 'content must not be empty')
-      .max(2000, 'content must be at most 2000 characters'),
-  );
+  .trim()
+  .min(1, 'content must not be empty')
+  .max(2000, 'content must be at most 2000 characters');
 
 export const timestampField = z
   .number({ error: 'timestamp must be a number of seconds' })

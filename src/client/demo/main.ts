@@ -56,7 +56,8 @@ function openTrackStream(): void {
         if (e.fatal) showError(new Error(`live updates stopped: ${e.message}`));
       },
     },
-    { maxRetryMs: 10000 },
+    // Tabs on the same track share its stream, as they share the personal one.
+    { maxRetryMs: 10000, sharedAs: state.me.id },
   );
 }
 
@@ -64,29 +65,33 @@ function openMeStream(): void {
   state.meSub?.close();
   state.meSub = null;
   if (!state.me) return;
-  state.meSub = client.subscribeMe({
-    mention(data) {
-      // A replayed mention of a comment deleted since carries no content: nothing to show.
-      if (data.comment.content === '') return;
-      const track = state.tracks.find((t) => t.id === data.track_id);
-      const elsewhere = !!track && track !== state.track;
-      const snippet =
-        data.comment.content.length > 80
-          ? `${data.comment.content.slice(0, 79)}…`
-          : data.comment.content;
-      // The album's creator hears of every comment; only an @name is a mention of them.
-      const named = (data.comment.mentions ?? []).some((m) => state.me && m.id === state.me.id);
-      const what = named
-        ? `mentioned you${elsewhere ? ` on “${track.title}”` : ''}`
-        : `commented on ${elsewhere ? `“${track.title}”` : 'your track'}`;
-      toast(`@${data.from_user.username} ${what}: ${snippet}`, () => {
-        // Where the page is when the toast is clicked, not when it popped up.
-        if (track && track !== state.track)
-          void selectTrack(track.id).then(() => seek(data.comment.timestamp));
-        else seek(data.comment.timestamp);
-      });
+  const me = state.me;
+  state.meSub = client.subscribeMe(
+    {
+      mention(data) {
+        // A replayed mention of a comment deleted since carries no content: nothing to show.
+        if (data.comment.content === '') return;
+        const track = state.tracks.find((t) => t.id === data.track_id);
+        const elsewhere = !!track && track !== state.track;
+        const snippet =
+          data.comment.content.length > 80
+            ? `${data.comment.content.slice(0, 79)}…`
+            : data.comment.content;
+        // The album's creator hears of every comment; only an @name is a mention of them.
+        const named = (data.comment.mentions ?? []).some((m) => m.id === me.id);
+        const what = named
+          ? `mentioned you${elsewhere ? ` on “${track.title}”` : ''}`
+          : `commented on ${elsewhere ? `“${track.title}”` : 'your track'}`;
+        toast(`@${data.from_user.username} ${what}: ${snippet}`, () => {
+          // Where the page is when the toast is clicked, not when it popped up.
+          if (track && track !== state.track)
+            void selectTrack(track.id).then(() => seek(data.comment.timestamp));
+          else seek(data.comment.timestamp);
+        });
+      },
     },
-  });
+    { sharedAs: me.id },
+  );
 }
 
 function renderMe(): void {

@@ -11,7 +11,13 @@ import {
 
 const FALLBACK_DURATION_S = 300;
 
-export const client = createClient();
+/**
+ * The tabs of one origin and user share their streams (shared-stream.ts); `?share=off` in the
+ * page's URL gives each tab its own, to compare.
+ */
+export const client = createClient(
+  new URLSearchParams(location.search).get('share') === 'off' ? { sharing: false } : {},
+);
 
 export interface Typist {
   username: string;
