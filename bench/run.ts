@@ -24,7 +24,7 @@ import {
 } from '../harness/replica';
 import { createTestDatabase } from '../harness/test-db';
 import { nowMs, sleep } from './lib/clock';
-import { runLoad, type LoadPhase, type LoadResult } from './lib/load';
+import { loadShape, runLoad, type LoadPhase, type LoadResult } from './lib/load';
 import { parseOptions, usage, type BenchOptions } from './lib/options';
 import { waitFor } from '../harness/wait';
 import { findNchanModule } from '../harness/nchan';
@@ -411,14 +411,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
     subscriberTargets: viaProxy ?? direct,
     postTargets: viaProxy ?? direct,
     tokens,
-    subscribers: opts.subscribers,
-    subscribersPerUser: opts.subscribersPerUser,
-    comments: opts.comments,
-    rate: opts.rate,
-    workers: opts.workers,
-    connectConcurrency: opts.connectConcurrency,
-    settleMs: opts.settleMs,
-    reconnectDelayMs: 500,
+    ...loadShape(opts),
     onPhase,
     registerCleanup: (name, fn) => cleanup.add(name, fn),
     log,

@@ -6,11 +6,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { findNginxBinary } from './nginx';
 import { freePort } from './ports';
+import { canConnect, stopGroup, trackGroup } from './process-group';
 import { waitFor } from './wait';
 
 const MODULE_CANDIDATES = [
@@ -90,42 +90,6 @@ function config(modulePath: string, dir: string, port: number, opts: NchanOption
     .join('\n');
 }
 
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of live) killGroup(child, 'SIGKILL');
-});
-
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    // already gone
-  }
-}
-
-function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 /** One nginx + Nchan on a free loopback port; resolves once it accepts connections. */
 export async function startNchan(opts: NchanOptions): Promise<RunningNchan> {
   const mod = findNchanModule();
@@ -146,7 +110,7 @@ export async function startNchan(opts: NchanOptions): Promise<RunningNchan> {
   } finally {
     fs.closeSync(out);
   }
-  live.add(child);
+  trackGroup(child);
   let spawnError: Error | undefined;
   child.once('error', (err) => (spawnError = err));
   const read = (f: string) => {
@@ -160,11 +124,7 @@ export async function startNchan(opts: NchanOptions): Promise<RunningNchan> {
   let finalLogs: string | undefined;
   const stop = async () => {
     if (finalLogs !== undefined) return;
-    live.delete(child);
-    killGroup(child, 'SIGTERM');
-    if (!(await exited(child, 5000))) killGroup(child, 'SIGKILL');
-    await exited(child, 5000);
-    killGroup(child, 'SIGKILL'); // a worker outliving its master
+    await stopGroup(child);
     finalLogs = logs();
     fs.rmSync(dir, { recursive: true, force: true });
   };

@@ -1,6 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -12,6 +11,7 @@ import {
   type NginxOptions,
 } from './nginx-template';
 import { freePort } from './ports';
+import { canConnect, stopGroup, trackGroup } from './process-group';
 import { hasHttp2Directive, makeSelfSignedCertificate, nginxVersion } from './tls';
 import { waitFor } from './wait';
 
@@ -201,57 +201,6 @@ export function checkNginxConfig(opts: NginxOptions | { rendered: string }): {
   }
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-/** nginx is started detached (own process group) so its workers can be killed with it. */
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    // already gone
-  }
-}
-
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of live) killGroup(child, 'SIGKILL');
-});
-
-function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  live.delete(child);
-  if (child.pid === undefined) return; // never started
-  // SIGTERM is nginx's fast shutdown; SIGQUIT (graceful) would wait for
-  // every open SSE stream to end.
-  killGroup(child, 'SIGTERM');
-  if (!(await waitForExit(child, 5000))) {
-    killGroup(child, 'SIGKILL');
-    await waitForExit(child, 5000);
-  }
-  // Workers may outlive a SIGKILLed master; the group kill above reaches them.
-  killGroup(child, 'SIGKILL');
-}
-
 async function startOnce(
   opts: NginxOptions,
   port: number,
@@ -272,7 +221,7 @@ async function startOnce(
   } finally {
     fs.closeSync(output);
   }
-  live.add(child);
+  trackGroup(child);
   let spawnFailure: Error | undefined;
   child.once('error', (err) => (spawnFailure = err));
   let removed = false;
@@ -284,7 +233,7 @@ async function startOnce(
     };
   const stop = async () => {
     if (removed) return;
-    await stopChild(child);
+    await stopGroup(child);
     finalLogs = logs();
     removed = true;
     fs.rmSync(prefix.dir, { recursive: true, force: true });

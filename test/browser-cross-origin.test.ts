@@ -13,9 +13,9 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import {
-  CHROMIUM_PATH,
+  launchChromium,
   DEMO_ALBUM,
   DEMO_TRACKS,
   DEMO_USERS,
@@ -77,11 +77,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => other!.listen(0, '127.0.0.1', r));
   otherPort = (other.address() as net.AddressInfo).port;
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    timeout: 120000,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
   context = await browser.newContext();
 }, 300000);
 

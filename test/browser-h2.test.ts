@@ -1,14 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { adminPutOver, seedCatalog, userTokens } from '../harness/catalog';
 import { startNginx, type RunningNginx } from '../harness/nginx';
 import type { Replica } from '../harness/replica';
 import { waitFor } from '../harness/wait';
 import {
   ARTIFACTS_DIR,
-  CHROMIUM_PATH,
+  launchChromium,
   DEMO_ALBUM,
   DEMO_TRACKS,
   DEMO_USERS,
@@ -128,21 +128,10 @@ beforeAll(async () => {
   const upstreams = [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`];
   proxies.push(await startNginx({ upstreams, tls: true }));
   proxies.push(await startNginx({ upstreams }));
-  browser = await chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    timeout: 120000,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      // The test's self-signed certificate (made by the nginx harness).
-      '--ignore-certificate-errors',
-    ],
-  });
+  browser = await launchChromium([
+    // The test's self-signed certificate (made by the nginx harness).
+    '--ignore-certificate-errors',
+  ]);
 }, 300000);
 
 afterAll(async () => {

@@ -1,17 +1,11 @@
 import path from 'node:path';
-import {
-  chromium,
-  type Browser,
-  type BrowserContext,
-  type Page,
-  type Route,
-} from 'playwright-core';
+import { type Browser, type BrowserContext, type Page, type Route } from 'playwright-core';
 import { adminPutOver, seedCatalog, userTokens } from '../harness/catalog';
 import type { Replica } from '../harness/replica';
 import { waitFor, waitForValue } from '../harness/wait';
 import {
   ARTIFACTS_DIR,
-  CHROMIUM_PATH,
+  launchChromium,
   DEMO_ALBUM,
   DEMO_TRACKS,
   DEMO_USERS,
@@ -150,19 +144,7 @@ beforeAll(async () => {
     adminPutOver(() => replica.url),
     { users: DEMO_USERS, album: DEMO_ALBUM, tracks: DEMO_TRACKS },
   );
-  browser = await chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    timeout: 120000,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
   context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
 }, 300000);
 

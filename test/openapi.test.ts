@@ -7,7 +7,6 @@
 import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium } from 'playwright-core';
 import pino from 'pino';
 import request from 'supertest';
 import { buildApp, type AppDeps } from '../src/app';
@@ -18,7 +17,7 @@ import { API_PREFIX, HOT_ROUTES } from '../src/http/hot-endpoints';
 import { buildOpenApiDocument } from '../src/http/openapi';
 import { OPERATIONS } from '../src/http/openapi-operations';
 import { Metrics } from '../src/metrics/metrics';
-import { CHROMIUM_PATH, ensureClientBuilt } from './support/browser-env';
+import { ensureClientBuilt, launchChromium } from './support/browser-env';
 
 interface Layer {
   handle: { stack?: Layer[] };
@@ -180,11 +179,7 @@ test('/docs renders every operation in Chromium, offline, with no CSP violation'
   const server = http.createServer(appWith({ NODE_ENV: 'production' }));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    timeout: 120000,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const problems: string[] = [];

@@ -3,6 +3,7 @@ import { nowMs, sleep } from './clock';
 import { roundSummary, summarize, round, type Summary } from './stats';
 import { LocalGroup, WorkerGroup, type SubscriberGroup } from './subscriber-group';
 import { PROTOCOLS, type ServerKind } from './protocol';
+import type { BenchOptions } from './options';
 import type { PoolPlan, PoolResult, Target } from './subscriber-pool';
 
 /** One measured run against already running servers (set-up and tear-down are the caller's). */
@@ -36,6 +37,20 @@ export interface LoadConfig {
 }
 
 export type LoadPhase = 'before-connect' | 'connected' | 'post-start' | 'settled';
+/** The load both servers get from the options (`--compare nchan` runs the same shape). */
+export function loadShape(opts: BenchOptions) {
+  return {
+    subscribers: opts.subscribers,
+    subscribersPerUser: opts.subscribersPerUser,
+    comments: opts.comments,
+    rate: opts.rate,
+    workers: opts.workers,
+    connectConcurrency: opts.connectConcurrency,
+    settleMs: opts.settleMs,
+    reconnectDelayMs: 500,
+  } satisfies Partial<LoadConfig>;
+}
+
 export interface PhaseInfo {
   /** Process ids that run subscriber sockets. */
   generatorPids: number[];

@@ -9,7 +9,7 @@ import { startRedisServer } from '../../harness/redis-server';
 import { nowMs, sleep } from './clock';
 import { costReport, cpuReport } from './cost';
 import type { BenchOptions } from './options';
-import { runLoad, type LoadPhase } from './load';
+import { loadShape, runLoad, type LoadPhase } from './load';
 import {
   childPids,
   cpuBetween,
@@ -89,14 +89,7 @@ export async function benchNchan(opts: BenchOptions, cleanup: Cleanup) {
     subscriberTargets: targets,
     postTargets: targets,
     tokens: ['unused'],
-    subscribers: opts.subscribers,
-    subscribersPerUser: opts.subscribersPerUser,
-    comments: opts.comments,
-    rate: opts.rate,
-    workers: opts.workers,
-    connectConcurrency: opts.connectConcurrency,
-    settleMs: opts.settleMs,
-    reconnectDelayMs: 500,
+    ...loadShape(opts),
     server: 'nchan',
     onPhase: async (phase, info) => {
       generatorPids = info.generatorPids;

@@ -30,6 +30,27 @@ const ROOT = path.resolve(__dirname, '../..');
 export const ARTIFACTS_DIR = path.join(ROOT, 'test-artifacts');
 export const CHROMIUM_PATH = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
+/**
+ * Debian's Chromium, headless, with what this closed network needs: no background
+ * networking, sync or component updates (their connections are refused, many at a time).
+ */
+export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    timeout: 120000,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      ...extraArgs,
+    ],
+  });
+}
+
 export const DEMO_USERS = {
   alice: { id: 1, username: 'alice', is_creator: true, is_team: false },
   bob: { id: 2, username: 'bob', is_creator: false, is_team: false },
@@ -268,19 +289,7 @@ export async function startBrowserEnv(): Promise<BrowserEnv> {
     proxies.push(await startNginx({ upstreams: [`127.0.0.1:${b.port}`] }));
     const [nginxA, nginxB] = proxies as [RunningNginx, RunningNginx];
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM_PATH,
-      timeout: 120000,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     const theBrowser = browser;
 
     const openPage: BrowserEnv['openPage'] = async ({ name, user, via, trackId }) => {
