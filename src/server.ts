@@ -6,6 +6,7 @@ import { buildApp } from './app';
 import { Metrics } from './metrics/metrics';
 import { CatalogStore } from './store/catalog-store';
 import { CommentStore } from './store/comment-store';
+import { WARM_CONNECTIONS } from './store/prisma';
 import { PrismaEventLog } from './store/event-log';
 import { seedDemoData } from './store/demo-seed';
 import { CommentService } from './domain/comment-service';
@@ -54,7 +55,10 @@ export async function startServer(
   const { prisma, query } = database;
   const metrics = new Metrics();
   const catalog = new CatalogStore(prisma, query);
-  const eventLog = new PrismaEventLog(prisma);
+  const eventLog = new PrismaEventLog(prisma, query);
+  // In the background: a replica's first requests find connections open and the hot insert
+  // planned instead of paying for both under load. Startup does not wait on the database.
+  void database.warm(WARM_CONNECTIONS, CommentStore.prepareOn);
   // Demo users include a team member anyone could sign in as: never in production.
   const demoData = database.embedded && !config.production;
   if (demoData && (await seedDemoData(prisma, catalog))) logger.info('seeded demo data');

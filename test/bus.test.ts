@@ -309,6 +309,35 @@ describe('RedisBus', () => {
     }
   });
 
+  it('sends the publishes of one tick in one write, in order, each confirmed', async () => {
+    const { logger } = captureLogger();
+    const publisher = await RedisBus.connect({ url: redis.url, logger });
+    const subscriber = await RedisBus.connect({ url: redis.url, logger });
+    try {
+      const received = collect(subscriber);
+      await subscriber.subscribe('track:9');
+      await subscriber.subscribe('user:9');
+      const socket = (publisher as unknown as { pub: Redis }).pub.stream;
+      expect(socket.writableCorked).toBe(0);
+      const sent = [comment('track:9', 1), { ...comment('user:9', 1), type: 'mention' as const }];
+      const confirmed = Promise.all(sent.map((m) => publisher.publish(m)));
+      // Held back until the tick ends, then written together.
+      expect(socket.writableCorked).toBe(1);
+      await new Promise<void>((resolve) => process.nextTick(resolve));
+      expect(socket.writableCorked).toBe(0);
+      await confirmed;
+      await publisher.publish(comment('track:9', 2));
+      await waitFor(() => received.length === 3, { what: 'all three messages' });
+      expect(received.map((m) => `${m.stream}#${m.seq}`)).toEqual([
+        'track:9#1',
+        'user:9#1',
+        'track:9#2',
+      ]);
+    } finally {
+      await Promise.all([publisher.close(), subscriber.close()]);
+    }
+  });
+
   it('connect() rejects within its timeout when Redis is unreachable, without leaking the password', async () => {
     const { logger, lines } = captureLogger();
     const port = await freePort();

@@ -7,7 +7,7 @@
  */
 import { Client } from 'pg';
 import { PrismaEventLog } from '../src/store/event-log';
-import { createPrisma, type Db } from '../src/store/prisma';
+import { createDatabase, type Db } from '../src/store/prisma';
 import { createTestDatabase, type TestDatabase } from '../harness/test-db';
 
 let db: TestDatabase;
@@ -20,8 +20,10 @@ let pg: Client;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  prisma = createPrisma(db.url, 2);
-  log = new PrismaEventLog(prisma);
+  // As a replica builds it: the relay's statements on the pool directly, not through Prisma.
+  const database = createDatabase(db.url, 2);
+  prisma = database.prisma;
+  log = new PrismaEventLog(prisma, database.query);
   holder = new Client({ connectionString: db.url });
   pg = new Client({ connectionString: db.url });
   for (const c of [holder, pg]) {

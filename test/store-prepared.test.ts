@@ -2,6 +2,8 @@
  * Prepared statements (DB_PREPARED_STATEMENTS): repeated SQL is parsed and
  * planned once per connection, against the real PostgreSQL.
  */
+import { Client } from 'pg';
+import { CommentStore } from '../src/store/comment-store';
 import { createDatabase, preparedStatementNames } from '../src/store/prisma';
 import { createTestDatabase, type TestDatabase } from '../harness/test-db';
 
@@ -52,4 +54,53 @@ test('names are stable per SQL text and bounded in number', () => {
   // Past the bound a new text runs unnamed (''), and the known ones keep their names.
   expect(name({ sql: 'SELECT 3' })).toBe('');
   expect(name({ sql: 'SELECT 2' })).toBe(b);
+});
+
+test('warm() opens connections that stay open, and writes nothing', async () => {
+  const { prisma, warm } = createDatabase(db.url, 10);
+  const observer = new Client({ connectionString: db.url });
+  await observer.connect();
+  try {
+    await warm(3, CommentStore.prepareOn);
+    const sessions = await observer.query<{ n: string }>(
+      `SELECT count(*) AS n FROM pg_stat_activity
+       WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+    );
+    expect(Number(sessions.rows[0]!.n)).toBeGreaterThanOrEqual(3);
+    const written = await observer.query<{ c: string; e: string; h: string }>(
+      `SELECT (SELECT count(*) FROM comments) AS c, (SELECT count(*) FROM stream_events) AS e,
+              (SELECT count(*) FROM stream_heads) AS h`,
+    );
+    expect(written.rows[0]).toEqual({ c: '0', e: '0', h: '0' });
+  } finally {
+    await observer.end();
+    await prisma.$disconnect();
+  }
+});
+
+test('warm() leaves the hot insert prepared on the connection', async () => {
+  const { prisma, warm } = createDatabase(db.url, 1);
+  try {
+    await warm(1, CommentStore.prepareOn);
+    const rows = await prisma.$queryRaw<{ statement: string }[]>`
+      SELECT statement FROM pg_prepared_statements`;
+    expect(rows.some((r) => r.statement.includes('INSERT INTO comments'))).toBe(true);
+  } finally {
+    await prisma.$disconnect();
+  }
+});
+
+test('warm() never throws: a failing prepare or an unreachable database is left to the first request', async () => {
+  const { prisma, warm } = createDatabase(db.url, 2);
+  try {
+    await expect(warm(2, () => Promise.reject(new Error('boom')))).resolves.toBeUndefined();
+  } finally {
+    await prisma.$disconnect();
+  }
+  const down = createDatabase('postgresql://postgres@127.0.0.1:1/none', 2);
+  try {
+    await expect(down.warm(2, CommentStore.prepareOn)).resolves.toBeUndefined();
+  } finally {
+    await down.prisma.$disconnect();
+  }
 });

@@ -75,6 +75,8 @@ export class RedisBus implements Bus {
     subscriber: { logged: false, lastLogAt: 0 },
   };
   private undecodable = { lastLogAt: 0, suppressed: 0 };
+  /** The publisher's socket while corked (see corkUntilNextTick). */
+  private corked: Redis['stream'] | null = null;
 
   /** Connects in the background; prefer `RedisBus.connect` to fail fast at startup. */
   constructor(opts: RedisBusOptions) {
@@ -113,10 +115,32 @@ export class RedisBus implements Bus {
   publish(message: BusMessage): Promise<void> {
     if (this.closed) return Promise.reject(new BusUnavailableError('Redis bus is closed'));
     if (this.pub.status !== 'ready') return Promise.reject(new BusUnavailableError());
+    this.corkUntilNextTick();
     return this.pub
       .publish(this.prefix + message.stream, encodeBusPayload(message))
       .then(noop, rejectUnavailable);
   }
+
+  /**
+   * Publishes issued in one tick (a commit's new_comment and mention, commits that resolved
+   * together) leave in one write instead of one each: on loopback a write(2) costs the
+   * sender the receiver's TCP work too, and it was a quarter of a POST's replica time. The
+   * order on the connection is unchanged; the socket is uncorked before any I/O is polled.
+   */
+  private corkUntilNextTick(): void {
+    if (this.corked !== null) return;
+    const socket = this.pub.stream;
+    if (!socket || typeof socket.cork !== 'function') return;
+    socket.cork();
+    this.corked = socket;
+    process.nextTick(this.uncork);
+  }
+
+  private readonly uncork = (): void => {
+    const socket = this.corked;
+    this.corked = null;
+    socket?.uncork();
+  };
 
   async subscribe(stream: string): Promise<void> {
     if (this.closed) throw new BusUnavailableError('Redis bus is closed');

@@ -29,12 +29,13 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Serv
     stopEmbedded = db.stop;
     await runMigrations({ connectionString, logger: { info: (m) => logger.info(m) } });
   }
-  const { prisma, query } = createDatabase(connectionString, poolSize, {
+  const { prisma, query, warm } = createDatabase(connectionString, poolSize, {
     preparedStatements: config.dbPreparedStatements,
   });
   return {
     prisma,
     query,
+    warm,
     embedded: stopEmbedded !== undefined,
     answers: () =>
       prisma.$queryRaw`SELECT 1`.then(
