@@ -188,6 +188,14 @@ interface RssReport {
   per_stream_kb: number;
 }
 
+/** A later pass's figures (the run's own are the first pass's). */
+interface LaterPass {
+  latency_ms: LoadResult['latencyMs'];
+  post_latency_ms: LoadResult['postLatencyMs'];
+  lost: number;
+  duplicates: number;
+}
+
 async function bench(opts: BenchOptions, cleanup: Cleanup) {
   const startedAt = new Date();
   const t0 = nowMs();
@@ -417,6 +425,28 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
     log,
   });
 
+  // --- later passes: the same load on the same replicas, now warm (--passes) ---
+  const laterPasses: LaterPass[] = [];
+  for (let pass = 2; pass <= opts.passes; pass++) {
+    log(`pass ${pass}/${opts.passes}: the same load on the same replicas`);
+    const again = await runLoad({
+      runTag: `${runTag}p${pass}`,
+      trackIds,
+      subscriberTargets: viaProxy ?? direct,
+      postTargets: viaProxy ?? direct,
+      tokens,
+      ...loadShape(opts),
+      registerCleanup: (name, fn) => cleanup.add(name, fn),
+      log,
+    });
+    laterPasses.push({
+      latency_ms: again.latencyMs,
+      post_latency_ms: again.postLatencyMs,
+      lost: again.deliveries.lost,
+      duplicates: again.deliveries.duplicates,
+    });
+  }
+
   // --- report ---
   const streamsOn = (i: number): number =>
     viaProxy ? (streamsByMetrics[i] ?? NaN) : load.subscribers.perTarget[i]!;
@@ -533,6 +563,8 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
     cpu_connect_phase: cpuReport(connectPhase),
     /** Every stream open, nothing posted: the cost of idle streams (and of anything polling). */
     cpu_idle_with_streams: cpuReport(cpuBetween(snaps.connected!, idleEnd!)),
+    /** Passes 2.. (--passes): the first pass above is the first load after the start. */
+    later_passes: laterPasses,
     clock: {
       source: 'process.hrtime (CLOCK_MONOTONIC, system-wide)',
       worker_offset_ms_max_abs: load.clock.offsetMsMaxAbs,

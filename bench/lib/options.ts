@@ -26,6 +26,11 @@ export interface BenchOptions {
   compare: string;
   /** Runs (pairs with --compare), one after the other in this process. */
   runs: number;
+  /**
+   * Loads per start of our replicas: the first pass is the run's figures; later passes run the
+   * same load again on the same (now warm) replicas, to compare the first run after a start.
+   */
+  passes: number;
 }
 
 export const DEFAULTS: BenchOptions = {
@@ -47,6 +52,7 @@ export const DEFAULTS: BenchOptions = {
   profile: false,
   compare: '',
   runs: 1,
+  passes: 1,
 };
 
 export const SMOKE: Partial<BenchOptions> = { subscribers: 200, tracks: 4, comments: 50, rate: 50 };
@@ -113,6 +119,12 @@ const SPECS: Record<string, Spec> = {
     help: '"nchan": alternate with nginx+Nchan under the same load, print ratios',
   },
   '--runs': { key: 'runs', kind: 'int', min: 1, help: 'runs (ours, nchan, ours, nchan ...)' },
+  '--passes': {
+    key: 'passes',
+    kind: 'int',
+    min: 1,
+    help: 'loads per start of our replicas (later ones: same replicas, warm)',
+  },
   '--replica-node-options': {
     key: 'replicaNodeOptions',
     kind: 'string',

@@ -14,6 +14,13 @@ export function table(r: BenchResult): string {
       `${c.replicas} replicas${c.via_nginx ? ' via nginx' : ''}, ${c.subscriber_workers} subscriber worker(s)`,
   ]);
   rows.push(['delivery latency (ms)', s(r.latency_ms)]);
+  r.later_passes.forEach((p, i) => {
+    rows.push([
+      `  pass ${i + 2}, same replicas (ms)`,
+      `${s(p.latency_ms)}  (lost ${p.lost}, dup ${p.duplicates}; first/this p99 ` +
+        `${p.latency_ms.p99 > 0 ? (r.latency_ms.p99 / p.latency_ms.p99).toFixed(2) : '-'}x)`,
+    ]);
+  });
   if (r.latency_same_replica_ms) rows.push(['  same replica (ms)', s(r.latency_same_replica_ms)]);
   if (r.latency_cross_replica_ms)
     rows.push(['  cross replica (ms)', s(r.latency_cross_replica_ms)]);
