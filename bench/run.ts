@@ -29,7 +29,7 @@ import { parseOptions, usage, type BenchOptions } from './lib/options';
 import { waitFor } from '../harness/wait';
 import { findNchanModule } from '../harness/nchan';
 import { compareTable, medianRatios, pairRatios, type ComparePair } from './lib/compare';
-import { costReport, cpuReport } from './lib/cost';
+import { costReport, cpuReport, type CostReport } from './lib/cost';
 import { benchNchan, nchanLine } from './lib/nchan-bench';
 import {
   childPids,
@@ -194,6 +194,7 @@ interface LaterPass {
   post_latency_ms: LoadResult['postLatencyMs'];
   lost: number;
   duplicates: number;
+  cost: CostReport;
 }
 
 async function bench(opts: BenchOptions, cleanup: Cleanup) {
@@ -429,6 +430,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
   const laterPasses: LaterPass[] = [];
   for (let pass = 2; pass <= opts.passes; pass++) {
     log(`pass ${pass}/${opts.passes}: the same load on the same replicas`);
+    const at: Partial<Record<LoadPhase, CpuSnapshot>> = {};
     const again = await runLoad({
       runTag: `${runTag}p${pass}`,
       trackIds,
@@ -436,14 +438,20 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
       postTargets: viaProxy ?? direct,
       tokens,
       ...loadShape(opts),
+      onPhase: async (phase, info) => {
+        generatorPids = info.generatorPids;
+        if (phase === 'post-start' || phase === 'settled') at[phase] = await snapshot();
+      },
       registerCleanup: (name, fn) => cleanup.add(name, fn),
       log,
     });
+    const window = cpuBetween(at['post-start']!, at.settled!);
     laterPasses.push({
       latency_ms: again.latencyMs,
       post_latency_ms: again.postLatencyMs,
       lost: again.deliveries.lost,
       duplicates: again.deliveries.duplicates,
+      cost: costReport(window, again.comments.posted, again.deliveries.unique),
     });
   }
 

@@ -18,7 +18,9 @@ export function table(r: BenchResult): string {
     rows.push([
       `  pass ${i + 2}, same replicas (ms)`,
       `${s(p.latency_ms)}  (lost ${p.lost}, dup ${p.duplicates}; first/this p99 ` +
-        `${p.latency_ms.p99 > 0 ? (r.latency_ms.p99 / p.latency_ms.p99).toFixed(2) : '-'}x)`,
+        `${p.latency_ms.p99 > 0 ? (r.latency_ms.p99 / p.latency_ms.p99).toFixed(2) : '-'}x; ` +
+        `POST p50/p99 ${p.post_latency_ms.p50}/${p.post_latency_ms.p99} ms; servers ` +
+        `${p.cost.servers_total.us_per_post} µs/POST, ${p.cost.servers_total.us_per_delivery} µs/delivery)`,
     ]);
   });
   if (r.latency_same_replica_ms) rows.push(['  same replica (ms)', s(r.latency_same_replica_ms)]);
