@@ -195,6 +195,8 @@ interface LaterPass {
   lost: number;
   duplicates: number;
   cost: CostReport;
+  /** Run on replicas restarted before it (--restart-replicas). */
+  restarted: boolean;
 }
 
 async function bench(opts: BenchOptions, cleanup: Cleanup) {
@@ -239,36 +241,34 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
   const profileDir = opts.profileDir ? path.resolve(ROOT, opts.profileDir) : undefined;
   if (profileDir) fs.mkdirSync(profileDir, { recursive: true });
   const replicas: Replica[] = [];
-  const started = await Promise.allSettled(
-    Array.from({ length: REPLICAS }, () =>
-      startReplica({
-        env: {
-          ...serverEnv,
-          DATABASE_URL: db.url,
-          REDIS_URL: redis.url,
-          AUTH_SECRET: TEST_AUTH_SECRET,
-          ADMIN_TOKEN: TEST_ADMIN_TOKEN,
-          ...replicaNodeOptions(opts, profileDir),
-        },
-        timeoutMs: 60000,
-      }),
-    ),
-  );
-  for (const s of started) {
-    if (s.status === 'fulfilled') {
-      const r = s.value;
-      replicas.push(r);
-      startedReplicas.push(r);
-      cleanup.add(`replica :${r.port}`, async () => {
-        const timer = setTimeout(() => void r.kill(), 15000);
-        await r.stop('SIGTERM');
-        clearTimeout(timer);
-      });
-    }
-  }
+  const launch = async (port?: number): Promise<Replica> => {
+    const r = await startReplica({
+      env: {
+        ...serverEnv,
+        DATABASE_URL: db.url,
+        REDIS_URL: redis.url,
+        AUTH_SECRET: TEST_AUTH_SECRET,
+        ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+        ...replicaNodeOptions(opts, profileDir),
+      },
+      timeoutMs: 60000,
+      ...(port ? { port } : {}),
+    });
+    startedReplicas.push(r);
+    cleanup.add(`replica :${r.port}`, async () => {
+      const timer = setTimeout(() => void r.kill(), 15000);
+      await r.stop('SIGTERM');
+      clearTimeout(timer);
+    });
+    return r;
+  };
+  const started = await Promise.allSettled(Array.from({ length: REPLICAS }, () => launch()));
+  for (const s of started) if (s.status === 'fulfilled') replicas.push(s.value);
   const failedStart = started.find((s) => s.status === 'rejected');
   if (failedStart) throw (failedStart as PromiseRejectedResult).reason;
   log(`replicas: ${replicas.map((r) => `:${r.port} (pid ${r.pid})`).join(', ')}`);
+  /** The first pass's processes (later passes may run on restarted ones). */
+  const firstPids = replicas.map((r) => r.pid);
 
   let nginx: RunningNginx | undefined;
   if (opts.viaNginx) {
@@ -318,7 +318,8 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
     : undefined;
 
   // --- warm-up: first requests pay for lazy loading and JIT; keep them out of the figures ---
-  if (opts.warmup > 0) {
+  const warmUp = async () => {
+    if (opts.warmup === 0) return;
     log(`warm-up: ${opts.warmup} POSTs and one stream per replica`);
     const warm = new SubscriberPool({
       runTag: 'warmup',
@@ -349,7 +350,8 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
       );
     }
     warm.close();
-  }
+  };
+  await warmUp();
 
   // --- measurement hooks ---
   const pg = new Client({ connectionString: db.url });
@@ -429,7 +431,17 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
   // --- later passes: the same load on the same replicas, now warm (--passes) ---
   const laterPasses: LaterPass[] = [];
   for (let pass = 2; pass <= opts.passes; pass++) {
-    log(`pass ${pass}/${opts.passes}: the same load on the same replicas`);
+    if (opts.restartReplicas) {
+      // A deploy: new replica processes on the same ports, database and bus as they are.
+      log(`pass ${pass}/${opts.passes}: restarting the replicas (same database)`);
+      for (const [i, old] of replicas.entries()) {
+        await old.stop('SIGTERM');
+        replicas[i] = await launch(old.port);
+      }
+      await warmUp();
+    } else {
+      log(`pass ${pass}/${opts.passes}: the same load on the same replicas`);
+    }
     const at: Partial<Record<LoadPhase, CpuSnapshot>> = {};
     const again = await runLoad({
       runTag: `${runTag}p${pass}`,
@@ -452,6 +464,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
       lost: again.deliveries.lost,
       duplicates: again.deliveries.duplicates,
       cost: costReport(window, again.comments.posted, again.deliveries.unique),
+      restarted: opts.restartReplicas,
     });
   }
 
@@ -461,7 +474,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
   const rss: RssReport[] = replicas.map((r, i) => {
     const streams = streamsOn(i);
     return {
-      pid: r.pid,
+      pid: firstPids[i]!,
       streams,
       streams_by_metrics: streamsByMetrics[i] ?? null,
       before_kb: rssBefore[i]!,

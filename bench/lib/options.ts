@@ -31,6 +31,8 @@ export interface BenchOptions {
    * same load again on the same (now warm) replicas, to compare the first run after a start.
    */
   passes: number;
+  /** Before each later pass, restart the replicas (same ports, database, bus): a deploy. */
+  restartReplicas: boolean;
 }
 
 export const DEFAULTS: BenchOptions = {
@@ -53,6 +55,7 @@ export const DEFAULTS: BenchOptions = {
   compare: '',
   runs: 1,
   passes: 1,
+  restartReplicas: false,
 };
 
 export const SMOKE: Partial<BenchOptions> = { subscribers: 200, tracks: 4, comments: 50, rate: 50 };
@@ -124,6 +127,11 @@ const SPECS: Record<string, Spec> = {
     kind: 'int',
     min: 1,
     help: 'loads per start of our replicas (later ones: same replicas, warm)',
+  },
+  '--restart-replicas': {
+    key: 'restartReplicas',
+    kind: 'bool',
+    help: 'with --passes: new replica processes before each later pass (a deploy)',
   },
   '--replica-node-options': {
     key: 'replicaNodeOptions',

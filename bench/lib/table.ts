@@ -16,7 +16,7 @@ export function table(r: BenchResult): string {
   rows.push(['delivery latency (ms)', s(r.latency_ms)]);
   r.later_passes.forEach((p, i) => {
     rows.push([
-      `  pass ${i + 2}, same replicas (ms)`,
+      `  pass ${i + 2}, ${p.restarted ? 'restarted' : 'same'} replicas (ms)`,
       `${s(p.latency_ms)}  (lost ${p.lost}, dup ${p.duplicates}; first/this p99 ` +
         `${p.latency_ms.p99 > 0 ? (r.latency_ms.p99 / p.latency_ms.p99).toFixed(2) : '-'}x; ` +
         `POST p50/p99 ${p.post_latency_ms.p50}/${p.post_latency_ms.p99} ms; servers ` +
