@@ -158,6 +158,8 @@ export function createClient(options: ClientOptions = {}): TrackCommentsClient {
   const EventSourceImpl: EventSourceConstructor | undefined =
     options.EventSource ??
     (typeof EventSource === 'function' ? (EventSource as EventSourceConstructor) : undefined);
+  // Tabs share streams subscribed with `sharedAs` through these (null: each tab its own).
+  const sharing = options.sharing === false ? null : (options.sharing ?? browserSharing());
 
   const url = (path: string) => `${baseUrl}${path}`;
   const enc = encodeURIComponent;
@@ -194,7 +196,6 @@ export function createClient(options: ClientOptions = {}): TrackCommentsClient {
     subscribeOptions: SubscribeOptions = {},
   ): Subscription {
     const { sharedAs, ...streamOptions } = subscribeOptions;
-    const sharing = options.sharing === false ? null : (options.sharing ?? browserSharing());
     if (!sharing || sharedAs === undefined) return openOwn(path, handlers, streamOptions);
     return new SharedStreamSubscription(
       sharing,

@@ -56,11 +56,15 @@ export function createDatabase(
     adapter,
     transactionOptions: { maxWait: single ? 30_000 : 5_000, timeout: 15_000 },
   });
-  const query: SqlQuery = async <R>(text: string, values: unknown[]) => {
-    // Named like Prisma's statements (same bound); '' is pg's unnamed statement.
-    const name = names?.({ sql: text }) || undefined;
-    return (await pool.query({ name, text, values })).rows as R[];
-  };
+  /** Statements on the pool, or on one connection of it (warm-up). */
+  const queryOn =
+    (target: pg.Pool | pg.PoolClient): SqlQuery =>
+    async <R>(text: string, values: unknown[]) => {
+      // Named like Prisma's statements (same bound); '' is pg's unnamed statement.
+      const name = names?.({ sql: text }) || undefined;
+      return (await target.query({ name, text, values })).rows as R[];
+    };
+  const query = queryOn(pool);
   const warm = async (connections: number, prepare: (query: SqlQuery) => Promise<void>) => {
     const n = Math.min(connections, warmConnections);
     const clients = await Promise.all(
@@ -69,12 +73,8 @@ export function createDatabase(
     await Promise.all(
       clients.map(async (client) => {
         if (!client) return;
-        const on: SqlQuery = async <R>(text: string, values: unknown[]) => {
-          const name = names?.({ sql: text }) || undefined;
-          return (await client.query({ name, text, values })).rows as R[];
-        };
         try {
-          await prepare(on);
+          await prepare(queryOn(client));
           client.release();
         } catch (err) {
           client.release(err instanceof Error ? err : true);
