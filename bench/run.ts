@@ -471,10 +471,10 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
   // --- report ---
   const streamsOn = (i: number): number =>
     viaProxy ? (streamsByMetrics[i] ?? NaN) : load.subscribers.perTarget[i]!;
-  const rss: RssReport[] = replicas.map((r, i) => {
+  const rss: RssReport[] = firstPids.map((pid, i) => {
     const streams = streamsOn(i);
     return {
-      pid: firstPids[i]!,
+      pid,
       streams,
       streams_by_metrics: streamsByMetrics[i] ?? null,
       before_kb: rssBefore[i]!,
