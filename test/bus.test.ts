@@ -309,7 +309,7 @@ describe('RedisBus', () => {
     }
   });
 
-  it('sends the publishes of one tick in one write, in order, each confirmed', async () => {
+  it('sends publishes issued together in one write, before the caller resumes, in order, each confirmed', async () => {
     const { logger } = captureLogger();
     const publisher = await RedisBus.connect({ url: redis.url, logger });
     const subscriber = await RedisBus.connect({ url: redis.url, logger });
@@ -321,9 +321,11 @@ describe('RedisBus', () => {
       expect(socket.writableCorked).toBe(0);
       const sent = [comment('track:9', 1), { ...comment('user:9', 1), type: 'mention' as const }];
       const confirmed = Promise.all(sent.map((m) => publisher.publish(m)));
-      // Held back until the tick ends, then written together.
+      // Held back while the caller's synchronous code runs, then written together ...
       expect(socket.writableCorked).toBe(1);
-      await new Promise<void>((resolve) => process.nextTick(resolve));
+      // ... before the caller's next await resumes (a request answers only after an await:
+      // the events are on the wire before its response).
+      await Promise.resolve();
       expect(socket.writableCorked).toBe(0);
       await confirmed;
       await publisher.publish(comment('track:9', 2));

@@ -2,7 +2,8 @@
 // with --profile-dir: Node 20 refuses --cpu-prof in NODE_OPTIONS, so the V8
 // profiler is driven through the inspector. The bench sends SIGUSR2 when the
 // measured window starts and again when it ends; the profile of that window is
-// written then (or at exit if the second signal never came).
+// written then (or at exit if the second signal never came). The first window of a
+// process is replica-<pid>.cpuprofile, later ones (--passes) replica-<pid>-<n>.cpuprofile.
 const inspector = require('node:inspector');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -14,16 +15,16 @@ if (dir) {
   session.post('Profiler.enable');
   session.post('Profiler.setSamplingInterval', { interval: 500 });
   let running = false;
+  let windows = 0;
   const stop = () => {
     if (!running) return;
     running = false;
+    windows++;
+    const file = `replica-${process.pid}${windows > 1 ? `-${windows}` : ''}.cpuprofile`;
     // In-thread inspector sessions answer synchronously, so this completes before exit.
     session.post('Profiler.stop', (err, res) => {
       if (!err) {
-        fs.writeFileSync(
-          path.join(dir, `replica-${process.pid}.cpuprofile`),
-          JSON.stringify(res.profile),
-        );
+        fs.writeFileSync(path.join(dir, file), JSON.stringify(res.profile));
       }
     });
   };

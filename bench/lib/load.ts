@@ -7,6 +7,9 @@ import type { BenchOptions } from './options';
 import type { PoolPlan, PoolResult, Target } from './subscriber-pool';
 
 /** One measured run against already running servers (set-up and tear-down are the caller's). */
+/** The post window's comments are split in this many slices for latency over time. */
+const LATENCY_SLICES = 5;
+
 export interface LoadConfig {
   runTag: string;
   trackIds: string[];
@@ -85,6 +88,8 @@ export interface LoadResult {
   };
   /** ms from just before the POST to the subscriber's read of the frame. */
   latencyMs: Summary;
+  /** p50/p99 of the comments in each fifth of the post window, in post order. */
+  latencyBySliceMs: { p50: number; p99: number }[];
   /** Same, split by whether the subscriber is on the replica that took the POST. */
   latencySameTargetMs: Summary;
   latencyOtherTargetMs: Summary;
@@ -325,6 +330,8 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
     const same: number[] = [];
     const other: number[] = [];
     const afterResponse: number[] = [];
+    // By fifth of the comments in post order: a tail only at the start is a cold start.
+    const bySlice: number[][] = Array.from({ length: LATENCY_SLICES }, () => []);
     let unexpected = 0;
     let inWindow = 0;
     let lastArrival = firstPostStart;
@@ -340,6 +347,7 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
         }
         const lat = at - postStart[k]!;
         latencies.push(lat);
+        bySlice[Math.min(LATENCY_SLICES - 1, Math.floor((k * LATENCY_SLICES) / C))]!.push(lat);
         afterResponse.push(at - o.end);
         const subTarget = targetOfSub(r.deliverySubscriber[i]!);
         uniquePerTarget[subTarget]!++;
@@ -398,6 +406,10 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
         socketErrors: mergeCounts((r) => r.socketErrors),
       },
       latencyMs: roundSummary(summarize(latencies)),
+      latencyBySliceMs: bySlice.map((v) => {
+        const { p50, p99 } = roundSummary(summarize(v));
+        return { p50, p99 };
+      }),
       latencySameTargetMs: roundSummary(summarize(same)),
       latencyOtherTargetMs: roundSummary(summarize(other)),
       latencyAfterResponseMs: roundSummary(summarize(afterResponse)),

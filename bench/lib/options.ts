@@ -109,7 +109,7 @@ const SPECS: Record<string, Spec> = {
   '--profile-dir': {
     key: 'profileDir',
     kind: 'string',
-    help: 'write V8 CPU profiles of the replicas here (node --cpu-prof)',
+    help: 'write V8 CPU profiles of the replicas here, one per pass (post window)',
   },
   '--profile': {
     key: 'profile',

@@ -56,3 +56,44 @@ export function ensureFdLimit(needed: number): { before: number; after: number; 
     action: `prlimit --nofile=${target}:${target} on the bench process`,
   };
 }
+
+/**
+ * Runs one after another, each with its own Cleanup: SIGINT/SIGTERM stops the current run's
+ * servers and exits; a deliberate second signal exits without finishing the cleanup.
+ */
+export class SupervisedRuns {
+  interrupted = false;
+  private cleanup = new Cleanup();
+  private firstSignalAt = 0;
+
+  constructor() {
+    process.on('SIGINT', this.onSignal);
+    process.on('SIGTERM', this.onSignal);
+  }
+
+  async run<T>(what: string, fn: (c: Cleanup) => Promise<T>): Promise<T> {
+    this.cleanup = new Cleanup();
+    try {
+      return await fn(this.cleanup);
+    } finally {
+      if (!this.interrupted) {
+        log(`${what}: stopping everything`);
+        await this.cleanup.run();
+      }
+    }
+  }
+
+  private readonly onSignal = (signal: NodeJS.Signals) => {
+    if (this.interrupted) {
+      // Ctrl-C reaches this process twice (directly and relayed by the tsx/npm
+      // wrappers); only a later, deliberate second signal skips the cleanup.
+      if (Date.now() - this.firstSignalAt < 3000) return;
+      log(`${signal} again: exiting without finishing the cleanup`);
+      process.exit(130);
+    }
+    this.interrupted = true;
+    this.firstSignalAt = Date.now();
+    log(`${signal}: stopping everything`);
+    void this.cleanup.run().then(() => process.exit(130));
+  };
+}

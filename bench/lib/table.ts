@@ -1,5 +1,5 @@
 /** The human-readable table of one run of our service (the JSON has every figure). */
-import type { BenchResult } from '../run';
+import type { BenchResult } from './report';
 import { costRows } from './cost';
 
 /** Our run's figures as aligned `name  value` rows. */
@@ -14,13 +14,15 @@ export function table(r: BenchResult): string {
       `${c.replicas} replicas${c.via_nginx ? ' via nginx' : ''}, ${c.subscriber_workers} subscriber worker(s)`,
   ]);
   rows.push(['delivery latency (ms)', s(r.latency_ms)]);
+  rows.push(['  p50/p99 by fifth of posts', fifths(r.latency_by_fifth_ms)]);
   r.later_passes.forEach((p, i) => {
     rows.push([
       `  pass ${i + 2}, ${p.restarted ? 'restarted' : 'same'} replicas (ms)`,
       `${s(p.latency_ms)}  (lost ${p.lost}, dup ${p.duplicates}; first/this p99 ` +
         `${p.latency_ms.p99 > 0 ? (r.latency_ms.p99 / p.latency_ms.p99).toFixed(2) : '-'}x; ` +
         `POST p50/p99 ${p.post_latency_ms.p50}/${p.post_latency_ms.p99} ms; servers ` +
-        `${p.cost.servers_total.us_per_post} µs/POST, ${p.cost.servers_total.us_per_delivery} µs/delivery)`,
+        `${p.cost.servers_total.us_per_post} µs/POST, ${p.cost.servers_total.us_per_delivery} µs/delivery; ` +
+        `GC ${JSON.stringify(p.gc_post_window)}; by fifth ${fifths(p.latency_by_fifth_ms)})`,
     ]);
   });
   if (r.latency_same_replica_ms) rows.push(['  same replica (ms)', s(r.latency_same_replica_ms)]);
@@ -90,3 +92,7 @@ export function table(r: BenchResult): string {
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
 }
+
+/** "p50/p99 | p50/p99 | ..." for the slices of a post window. */
+const fifths = (slices: { p50: number; p99: number }[]) =>
+  slices.map((x) => `${x.p50}/${x.p99}`).join(' | ');

@@ -75,7 +75,7 @@ export class RedisBus implements Bus {
     subscriber: { logged: false, lastLogAt: 0 },
   };
   private undecodable = { lastLogAt: 0, suppressed: 0 };
-  /** The publisher's socket while corked (see corkUntilNextTick). */
+  /** The publisher's socket while corked (see corkForThisTurn). */
   private corked: Redis['stream'] | null = null;
 
   /** Connects in the background; prefer `RedisBus.connect` to fail fast at startup. */
@@ -115,25 +115,27 @@ export class RedisBus implements Bus {
   publish(message: BusMessage): Promise<void> {
     if (this.closed) return Promise.reject(new BusUnavailableError('Redis bus is closed'));
     if (this.pub.status !== 'ready') return Promise.reject(new BusUnavailableError());
-    this.corkUntilNextTick();
+    this.corkForThisTurn();
     return this.pub
       .publish(this.prefix + message.stream, encodeBusPayload(message))
       .then(noop, rejectUnavailable);
   }
 
   /**
-   * Publishes issued in one tick (a commit's new_comment and mention, commits that resolved
-   * together) leave in one write instead of one each: on loopback a write(2) costs the
-   * sender the receiver's TCP work too, and it was a quarter of a POST's replica time. The
-   * order on the connection is unchanged; the socket is uncorked before any I/O is polled.
+   * Publishes issued together (a commit's new_comment and mention, issued in one loop) leave
+   * in one write instead of one each: on loopback a write(2) costs the sender the receiver's
+   * TCP work too, and it was a quarter of a POST's replica time. The order on the connection
+   * is unchanged. The socket is uncorked in a microtask, not at the next tick: the request
+   * that committed awaits before it writes its response, so the events leave first (with
+   * nextTick they waited for the response's write and everything else in the turn).
    */
-  private corkUntilNextTick(): void {
+  private corkForThisTurn(): void {
     if (this.corked !== null) return;
     const socket = this.pub.stream;
     if (!socket || typeof socket.cork !== 'function') return;
     socket.cork();
     this.corked = socket;
-    process.nextTick(this.uncork);
+    queueMicrotask(this.uncork);
   }
 
   private readonly uncork = (): void => {
