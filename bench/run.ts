@@ -28,8 +28,10 @@ import { postgresPids } from './lib/postgres-pids';
 import { buildReport, type LaterPass, type PassReadings } from './lib/report';
 import { Cleanup, ensureFdLimit, log, SupervisedRuns } from './lib/session';
 import { gcBetween, openStreams, phaseCounters, steadyRssKb } from './lib/replica-readings';
+import { generatorProfilePath, SelfProfiler } from './lib/profile';
 import { printProfiles, writeResult } from './lib/results';
 import { seedCatalog, warmUp } from './lib/seed';
+import { warmGenerator } from './lib/generator-warmup';
 import { round } from './lib/stats';
 import { table } from './lib/table';
 import type { Target } from './lib/subscriber-pool';
@@ -141,8 +143,13 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
   const userIds = Array.from({ length: users }, (_, i) => 1000 + i);
   const trackIds = Array.from({ length: opts.tracks }, (_, t) => `bench-track-${t}`);
   const warmupTrack = 'bench-warmup';
-  log(`seeding ${users + 1} users, 1 album, ${opts.tracks + 1} tracks`);
-  const tokens = await seedCatalog(replicas[0]!.url, userIds, [...trackIds, warmupTrack]);
+  log(`seeding ${users + opts.albums} users, ${opts.albums} album(s), ${opts.tracks + 1} tracks`);
+  const tokens = await seedCatalog(
+    replicas[0]!.url,
+    userIds,
+    [...trackIds, warmupTrack],
+    opts.albums,
+  );
 
   const direct: Target[] = replicas.map((r) => ({ host: '127.0.0.1', port: r.port }));
   const viaProxy: Target[] | undefined = nginx
@@ -176,6 +183,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
     return snapshotCpu(groups, nowMs());
   };
 
+  const generatorProfile = new SelfProfiler(generatorProfilePath(profileDir ?? '.'));
   const runPass = async (pass: number): Promise<{ load: LoadResult; at: PassReadings }> => {
     const at: PassReadings = {
       rssBefore: [],
@@ -201,8 +209,11 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
       } else {
         at.snaps[phase] = await snapshot();
         at.countersAt[phase] = await Promise.all(replicas.map(phaseCounters));
-        // The replicas' profiler (--profile-dir) covers each pass's post window.
+        // The replicas' profiler (--profile-dir) covers each pass's post window; the first
+        // pass's generator too (its subscriber sockets and the poster).
         if (profileDir) for (const r of replicas) process.kill(r.pid, 'SIGUSR2');
+        if (profileDir && pass === 1 && phase === 'post-start') generatorProfile.start();
+        if (profileDir && pass === 1 && phase === 'settled') await generatorProfile.stop();
       }
     };
     const load = await runLoad({
@@ -293,6 +304,9 @@ async function main(): Promise<void> {
   }
   const pairs: ComparePair[] = [];
   try {
+    const warmedAt = Date.now();
+    await warmGenerator(opts.workers);
+    log(`generator warmed (fake server, 30,000 frames) in ${Date.now() - warmedAt} ms`);
     for (let run = 1; run <= opts.runs; run++) {
       if (opts.runs > 1) log(`=== run ${run}/${opts.runs}: ours ===`);
       const ours = await runs.run('ours', (c) => bench(opts, c));

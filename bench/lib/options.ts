@@ -8,6 +8,12 @@ export interface BenchOptions {
   /** Subscriber processes: 0 = in the main process. */
   workers: number;
   subscribersPerUser: number;
+  /**
+   * Albums the tracks are spread over, each with its own creator. Every comment also notifies
+   * its album's creator (a `mention` on the creator's user stream): with 1 album, every
+   * comment of the run appends to that one stream.
+   */
+  albums: number;
   connectConcurrency: number;
   settleMs: number;
   /** Quiet time after every subscriber connected, before RSS is read. */
@@ -43,6 +49,7 @@ export const DEFAULTS: BenchOptions = {
   viaNginx: false,
   workers: 0,
   subscribersPerUser: 10,
+  albums: 1,
   connectConcurrency: 200,
   settleMs: 5000,
   idleMs: 2000,
@@ -89,6 +96,12 @@ const SPECS: Record<string, Spec> = {
     kind: 'int',
     min: 1,
     help: 'streams sharing one user',
+  },
+  '--albums': {
+    key: 'albums',
+    kind: 'int',
+    min: 1,
+    help: 'albums (each its own creator) the tracks are spread over; comments notify the creator',
   },
   '--connect-concurrency': {
     key: 'connectConcurrency',
@@ -191,6 +204,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       set(flag!, spec, v);
     }
   }
+  // Creators are users 1..albums; commenters start at 1000.
+  if (opts.albums > 999) throw new Error(`--albums must be at most 999, got ${opts.albums}`);
   if (opts.compare !== '' && opts.compare !== 'nchan') {
     throw new Error(`--compare knows only "nchan", got ${JSON.stringify(opts.compare)}`);
   }

@@ -3,6 +3,7 @@
  * (`--profile` / `--profile-dir`, and bench/profile-summary.ts for files kept from a run).
  */
 import fs from 'node:fs';
+import inspector from 'node:inspector';
 import path from 'node:path';
 
 interface ProfileNode {
@@ -66,5 +67,41 @@ export function summariseProfile(file: string, top: number, title = path.basenam
 }
 
 /** The profile file a replica with this pid writes (see cpu-profile-preload.js). */
+/** The generator's own post-window profile (first pass), beside the replicas'. */
+export const generatorProfilePath = (dir: string) =>
+  path.join(dir, `generator-${process.pid}.cpuprofile`);
+
 export const replicaProfilePath = (dir: string, pid: number) =>
   path.join(dir, `replica-${pid}.cpuprofile`);
+
+/**
+ * Profiles this process (the generator's main thread) between `start()` and `stop()`, and
+ * writes the profile to `file`: the same V8 profiler the replicas' preload drives.
+ */
+export class SelfProfiler {
+  private readonly session = new inspector.Session();
+  private running = false;
+
+  constructor(private readonly file: string) {}
+
+  start(): void {
+    this.session.connect();
+    this.session.post('Profiler.enable');
+    this.session.post('Profiler.setSamplingInterval', { interval: 500 });
+    this.session.post('Profiler.start');
+    this.running = true;
+  }
+
+  stop(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    this.running = false;
+    return new Promise((resolve, reject) => {
+      this.session.post('Profiler.stop', (err, res) => {
+        this.session.disconnect();
+        if (err) return reject(err);
+        fs.writeFileSync(this.file, JSON.stringify(res.profile));
+        resolve();
+      });
+    });
+  }
+}

@@ -102,6 +102,7 @@ export function buildReport(f: RunFacts) {
       subscriber_workers: opts.workers,
       users: f.users,
       subscribers_per_user: opts.subscribersPerUser,
+      albums: opts.albums,
       connect_concurrency: opts.connectConcurrency,
       settle_ms: opts.settleMs,
       warmup_posts_per_replica: opts.warmup,

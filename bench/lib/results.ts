@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { waitFor } from '../../harness/wait';
-import { replicaProfilePath, summariseProfile } from './profile';
+import { generatorProfilePath, replicaProfilePath, summariseProfile } from './profile';
 import { log } from './session';
 
 const PROFILE_TOP = 12;
@@ -38,5 +38,9 @@ export async function printProfiles(profileDir: string, replicaPids: number[]): 
     } catch (err) {
       log(`no profile for replica-${i + 1}: ${(err as Error).message}`);
     }
+  }
+  const generator = generatorProfilePath(profileDir);
+  if (fs.existsSync(generator)) {
+    console.log(summariseProfile(generator, PROFILE_TOP, `generator profile (${generator})`));
   }
 }

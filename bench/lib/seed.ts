@@ -32,23 +32,32 @@ async function inParallel<T>(
   );
 }
 
-export const BENCH_CREATOR_ID = 1;
-
-/** Creates the users (ids 1000..), one album and the tracks; returns a token per user. */
+/**
+ * Creates `albums` albums, album `a` (1-based) created by user `a` (a creator who does not
+ * comment), the commenting users (`userIds`, from 1000), and the tracks, track `t` in album
+ * `t % albums + 1`. Returns a token per commenter.
+ */
 export async function seedCatalog(
   adminBase: string,
   userIds: number[],
   trackIds: string[],
+  albums: number,
 ): Promise<string[]> {
-  await adminPut(adminBase, `/api/admin/users/${BENCH_CREATOR_ID}`, {
-    username: 'bench_creator',
-    is_creator: true,
-    is_team: false,
-  });
-  await adminPut(adminBase, '/api/admin/albums/1', {
-    title: 'Bench album',
-    created_by_id: BENCH_CREATOR_ID,
-  });
+  await inParallel(
+    Array.from({ length: albums }, (_, i) => i + 1),
+    16,
+    async (a) => {
+      await adminPut(adminBase, `/api/admin/users/${a}`, {
+        username: `bench_creator${a}`,
+        is_creator: true,
+        is_team: false,
+      });
+      await adminPut(adminBase, `/api/admin/albums/${a}`, {
+        title: `Bench album ${a}`,
+        created_by_id: a,
+      });
+    },
+  );
   await inParallel(userIds, 16, (id) =>
     adminPut(adminBase, `/api/admin/users/${id}`, {
       username: `bench_u${id}`,
@@ -56,12 +65,15 @@ export async function seedCatalog(
       is_team: false,
     }),
   );
-  await inParallel(trackIds, 16, (id) =>
-    adminPut(adminBase, `/api/admin/tracks/${id}`, {
-      title: `Track ${id}`,
-      album_id: 1,
-      duration_s: 600,
-    }),
+  await inParallel(
+    trackIds.map((id, t) => ({ id, album: (t % albums) + 1 })),
+    16,
+    ({ id, album }) =>
+      adminPut(adminBase, `/api/admin/tracks/${id}`, {
+        title: `Track ${id}`,
+        album_id: album,
+        duration_s: 600,
+      }),
   );
   return Promise.all(userIds.map((id) => userToken(id, 3600)));
 }

@@ -11,7 +11,8 @@ export function table(r: BenchResult): string {
   rows.push([
     'config',
     `${c.subscribers} subscribers / ${c.tracks} tracks / ${c.comments} comments at ${c.rate_per_s}/s, ` +
-      `${c.replicas} replicas${c.via_nginx ? ' via nginx' : ''}, ${c.subscriber_workers} subscriber worker(s)`,
+      `${c.albums} album(s), ${c.replicas} replicas${c.via_nginx ? ' via nginx' : ''}, ` +
+      `${c.subscriber_workers} subscriber worker(s)`,
   ]);
   rows.push(['delivery latency (ms)', s(r.latency_ms)]);
   rows.push(['  p50/p99 by fifth of posts', fifths(r.latency_by_fifth_ms)]);

@@ -23,6 +23,12 @@ const toTrack = (t: {
   durationS: number | null;
 }): Track => ({ id: t.id, title: t.title, album_id: t.albumId, duration_s: t.durationS });
 
+const FIND_TRACK_SQL = `
+  SELECT t.id, t.title, t.album_id, t.duration_s,
+         a.title AS album_title, a.created_by_id AS album_creator_id
+  FROM tracks t JOIN albums a ON a.id = t.album_id
+  WHERE t.id = $1::text`;
+
 /** Users, albums and tracks: the catalogue the main application pushes through /api/admin. */
 export class CatalogStore implements CatalogReader, CatalogWriter {
   /**
@@ -130,16 +136,11 @@ export class CatalogStore implements CatalogReader, CatalogWriter {
   async findTrack(id: string): Promise<TrackContext | null> {
     const hit = this.trackCache.get(id);
     if (hit && hit.until > Date.now()) return hit.track;
-    const row = await this.db.track.findUnique({
-      where: { id },
-      include: { album: { select: { title: true, createdById: true } } },
-    });
-    if (!row) return null;
-    const track = {
-      ...toTrack(row),
-      album_title: row.album.title,
-      album_creator_id: row.album.createdById,
-    };
+    // One statement on the pool, not Prisma: its read (track, then album: two statements)
+    // cost this process ~0.4 ms of CPU warm and ~1 ms cold, this one ~0.05 ms.
+    const rows = await this.query<TrackContext>(FIND_TRACK_SQL, [id]);
+    const track = rows[0];
+    if (!track) return null;
     if (this.trackCache.size >= 10_000) this.trackCache.clear();
     this.trackCache.set(id, { track, until: Date.now() + this.trackCacheMs });
     return track;
