@@ -48,13 +48,18 @@ export function trackGroup(child: ChildProcess): void {
   live.add(child);
 }
 
+/** No longer killed at exit: the group ended by itself (its leader exited after cleaning up). */
+export function untrackGroup(child: ChildProcess): void {
+  live.delete(child);
+}
+
 /**
  * SIGTERM (nginx's fast shutdown; SIGQUIT would wait for every open SSE stream to end), then
  * SIGKILL if the master is still there after 5 s; then SIGKILL to the group once more for a
  * worker outliving its master.
  */
 export async function stopGroup(child: ChildProcess): Promise<void> {
-  live.delete(child);
+  untrackGroup(child);
   if (child.pid === undefined) return; // never started
   killGroup(child, 'SIGTERM');
   if (!(await waitForExit(child, 5000))) {

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { findNchanModule } from '../harness/nchan';
+import { killGroup, trackGroup, untrackGroup } from '../harness/process-group';
 
 const ROOT = path.resolve(__dirname, '..');
 const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
@@ -35,19 +36,15 @@ function runScript(args: string[], timeoutMs: number): Promise<Finished> {
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const signal = (s: NodeJS.Signals) => {
-      try {
-        process.kill(-child.pid!, s);
-      } catch {
-        // already gone
-      }
-    };
+    // Killed with its group should this test process exit first.
+    trackGroup(child);
     // The bench stops what it started on SIGTERM; SIGKILL only if that cleanup hangs.
-    const term = setTimeout(() => signal('SIGTERM'), timeoutMs);
-    const kill = setTimeout(() => signal('SIGKILL'), timeoutMs + 45_000);
+    const term = setTimeout(() => killGroup(child, 'SIGTERM'), timeoutMs);
+    const kill = setTimeout(() => killGroup(child, 'SIGKILL'), timeoutMs + 45_000);
     child.on('exit', (code) => {
       clearTimeout(term);
       clearTimeout(kill);
+      untrackGroup(child);
       resolve({ code, stdout, stderr });
     });
   });

@@ -6,10 +6,10 @@ import { PROTOCOLS, type ServerKind } from './protocol';
 import type { BenchOptions } from './options';
 import type { PoolPlan, PoolResult, Target } from './subscriber-pool';
 
-/** One measured run against already running servers (set-up and tear-down are the caller's). */
 /** The post window's comments are split in this many slices for latency over time. */
 const LATENCY_SLICES = 5;
 
+/** One measured run against already running servers (set-up and tear-down are the caller's). */
 export interface LoadConfig {
   runTag: string;
   trackIds: string[];

@@ -66,11 +66,11 @@ export function summariseProfile(file: string, top: number, title = path.basenam
   return out.join('\n');
 }
 
-/** The profile file a replica with this pid writes (see cpu-profile-preload.js). */
 /** The generator's own post-window profile (first pass), beside the replicas'. */
 export const generatorProfilePath = (dir: string) =>
   path.join(dir, `generator-${process.pid}.cpuprofile`);
 
+/** The profile file a replica with this pid writes (see cpu-profile-preload.js). */
 export const replicaProfilePath = (dir: string, pid: number) =>
   path.join(dir, `replica-${pid}.cpuprofile`);
 
