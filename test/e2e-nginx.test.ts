@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { useCluster, ResumingSubscriber, waitReady, type ClusterUser } from './support/cluster';
 import { userToken } from '../harness/replica';
-import { waitFor } from '../harness/wait';
+import { waitFor, waitForValue } from '../harness/wait';
 import type { CommentJson } from './support/sse-client';
 
 /**
@@ -221,28 +221,31 @@ describe('rolling restart under load', () => {
           const tick = Date.now();
           const trackId = tracks[seq % TRACKS]!;
           const content = `rolling ${seq++}`;
-          for (let attempt = 0; ; attempt++) {
-            let res;
-            try {
-              res = await c().request(c().url, 'POST', `/api/tracks/${trackId}/comments`, {
-                user: 'erin',
-                body: { content, timestamp: 1 },
-              });
-            } catch (err) {
-              postProblems.push(`${content}: ${(err as Error).message}`);
-              break;
-            }
-            if (res.status === 201) {
-              posted.get(trackId)!.push((res.json as { comment: CommentJson }).comment);
-              break;
-            }
-            if ((res.status === 502 || res.status === 503) && attempt < 20) {
-              retriedPosts++;
-              await new Promise((r) => setTimeout(r, 100));
-              continue;
-            }
-            postProblems.push(`${content}: ${res.status} ${res.text}`);
-            break;
+          // Answered by a replica (or failed outright); 502/503 answers are tried again.
+          let refused: { status: number; text: string } | undefined;
+          const outcome = await waitForValue(
+            async () => {
+              try {
+                const res = await c().request(c().url, 'POST', `/api/tracks/${trackId}/comments`, {
+                  user: 'erin',
+                  body: { content, timestamp: 1 },
+                });
+                if (res.status !== 502 && res.status !== 503) return { res };
+                retriedPosts++;
+                refused = res;
+                return undefined;
+              } catch (err) {
+                return { error: (err as Error).message };
+              }
+            },
+            { what: `a replica to take "${content}"`, timeoutMs: 2000, intervalMs: 100 },
+          ).catch(() => ({ error: `${refused?.status} ${refused?.text}` }));
+          if ('error' in outcome) {
+            postProblems.push(`${content}: ${outcome.error}`);
+          } else if (outcome.res.status === 201) {
+            posted.get(trackId)!.push((outcome.res.json as { comment: CommentJson }).comment);
+          } else {
+            postProblems.push(`${content}: ${outcome.res.status} ${outcome.res.text}`);
           }
           const wait = POST_INTERVAL_MS - (Date.now() - tick);
           if (wait > 0) await new Promise((r) => setTimeout(r, wait));
