@@ -111,10 +111,15 @@ describe('npm run bench', () => {
 
       const nchanRun = JSON.parse(fs.readFileSync(path.join(out, 'latest-nchan.json'), 'utf8'));
       expect(nchanRun.deliveries).toMatchObject({ lost: 0, duplicates: 0 });
+      // Nchan's run is cut into fifths as ours, so a cold start is compared side by side.
+      expect(nchanRun.latency_by_fifth_ms).toHaveLength(5);
+      for (const slice of nchanRun.latency_by_fifth_ms) expect(slice.p99).toBeGreaterThan(0);
       const compare = JSON.parse(fs.readFileSync(path.join(out, 'latest-compare.json'), 'utf8'));
       expect(compare.pairs).toHaveLength(1);
       expect(compare.pairs[0].p99).toBeGreaterThan(0);
       expect(compare.pairs[0].cpu_per_delivery).toBeGreaterThan(0);
+      expect(compare.pairs[0].first_fifth_p99).toBeGreaterThan(0);
+      expect(run.stdout).toMatch(/p99 1st fifth/);
       expect(run.stdout).toMatch(/ours vs nchan \(200 subscribers \/ 4 tracks \/ 50 comments/);
       expect(run.stdout).toMatch(/pass 2, restarted replicas \(ms\)/);
     } finally {

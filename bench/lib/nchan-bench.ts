@@ -122,6 +122,8 @@ export async function benchNchan(opts: BenchOptions, cleanup: Cleanup) {
       load_average_at_start: os.loadavg().map((v) => round(v, 2)),
     },
     latency_ms: load.latencyMs,
+    /** As ours: a tail in the first fifth only is a cold start, on either side. */
+    latency_by_fifth_ms: load.latencyBySliceMs,
     latency_after_post_response_ms: load.latencyAfterResponseMs,
     deliveries: {
       expected: load.deliveries.expected,
@@ -166,6 +168,7 @@ export function nchanLine(r: NchanResult): string {
     `p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} max ${l.max} ms; expected ${d.expected}, ` +
     `unique ${d.unique}, lost ${d.lost}, duplicates ${d.duplicates}; ${r.posts.posted} published ` +
     `(${r.posts.achieved_rate_per_s}/s); RSS/stream ${JSON.stringify(r.rss_per_stream_kb)} KB; ` +
-    `machine ${r.cpu_post_window.machine_busy_pct_of_all_cores}% busy`
+    `machine ${r.cpu_post_window.machine_busy_pct_of_all_cores}% busy; p50/p99 by fifth ` +
+    r.latency_by_fifth_ms.map((x) => `${x.p50}/${x.p99}`).join(' | ')
   );
 }
