@@ -3,6 +3,7 @@
  * our two replicas share theirs), subscribers spread over both, comments published to both
  * in turn, with the same generator, phases and figures as `bench()` in run.ts.
  */
+import { fifths } from './table';
 import os from 'node:os';
 import { startNchan, type RunningNchan } from '../../harness/nchan';
 import { startRedisServer } from '../../harness/redis-server';
@@ -169,6 +170,6 @@ export function nchanLine(r: NchanResult): string {
     `unique ${d.unique}, lost ${d.lost}, duplicates ${d.duplicates}; ${r.posts.posted} published ` +
     `(${r.posts.achieved_rate_per_s}/s); RSS/stream ${JSON.stringify(r.rss_per_stream_kb)} KB; ` +
     `machine ${r.cpu_post_window.machine_busy_pct_of_all_cores}% busy; p50/p99 by fifth ` +
-    r.latency_by_fifth_ms.map((x) => `${x.p50}/${x.p99}`).join(' | ')
+    fifths(r.latency_by_fifth_ms)
   );
 }

@@ -95,5 +95,5 @@ export function table(r: BenchResult): string {
 }
 
 /** "p50/p99 | p50/p99 | ..." for the slices of a post window. */
-const fifths = (slices: { p50: number; p99: number }[]) =>
+export const fifths = (slices: { p50: number; p99: number }[]) =>
   slices.map((x) => `${x.p50}/${x.p99}`).join(' | ');
