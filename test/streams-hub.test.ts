@@ -1,6 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { EventSource } from 'eventsource';
 import { StreamHub, type StreamHubOptions } from '../src/streams/hub';
@@ -20,9 +21,14 @@ class RawSseClient {
   readonly comments: string[] = [];
   retry: number | undefined;
   ended = false;
+  /** When the first comment line (a ping) arrived. */
+  firstCommentAt: number | undefined;
   private readonly parser = new SseParser({
     onEvent: (block) => this.events.push(block),
-    onComment: (text) => this.comments.push(text),
+    onComment: (text) => {
+      this.firstCommentAt ??= performance.now();
+      this.comments.push(text);
+    },
     onRetry: (ms) => (this.retry = ms),
   });
 
@@ -205,6 +211,20 @@ describe('StreamHub', () => {
     });
     expect(a.comments[0]).toBe('ping');
     expect(a.raw).toContain('\n: ping\n');
+  });
+
+  test('spreads the pings of many streams over the interval instead of one burst', async () => {
+    const h = await startHub({ heartbeatMs: 1000 });
+    const clients: RawSseClient[] = [];
+    for (let i = 0; i < 20; i++) clients.push(await h.liveClient(`/tracks/t${i % 4}/events`));
+    await waitFor(() => clients.every((c) => c.firstCommentAt !== undefined), {
+      what: 'a ping on every stream',
+      timeoutMs: 5000,
+    });
+    const firsts = clients.map((c) => c.firstCommentAt!);
+    // One timer pinging every stream at once puts all first pings within a few ms; groups of
+    // 100 ms visited in turn spread them over most of the second.
+    expect(Math.max(...firsts) - Math.min(...firsts)).toBeGreaterThanOrEqual(500);
   });
 
   test('a heartbeat during a slow join never comes before `connected`', async () => {

@@ -7,6 +7,7 @@ import { UNAVAILABLE } from '../events/error-body';
 import type { Metrics } from '../metrics/metrics';
 import { StreamChannel, type ChannelHost, type StreamKind } from './channel';
 import { ExpiryWheel } from './expiry-wheel';
+import { HeartbeatRing } from './heartbeat-ring';
 import { PING_FRAME, retryText } from './frames';
 import { BatchedHeadReads } from './head-reads';
 import { READ_BATCH, Replay } from './replay';
@@ -72,7 +73,6 @@ export class StreamHub {
   private readonly host: ChannelHost;
 
   private readonly channels = new Map<string, StreamChannel>();
-  private readonly all = new Set<StreamSession>();
   private readonly perUser = new Map<number, number>();
   private readonly counts: Record<StreamKind, number> = { track: 0, user: 0 };
   /** Per-stream chain of bus subscribe/unsubscribe calls, so they reach the bus in order. */
@@ -80,7 +80,8 @@ export class StreamHub {
   /** Ends each stream when its token expires: one timer for all of them. */
   private readonly expiry = new ExpiryWheel<StreamSession>((s) => this.expire(s));
 
-  private heartbeat: NodeJS.Timeout | null;
+  /** Every open session, in the groups the heartbeat pings one after the other. */
+  private readonly all: HeartbeatRing<StreamSession>;
   private draining = false;
   private closed = false;
   private drained: Promise<void> | null = null;
@@ -116,9 +117,9 @@ export class StreamHub {
         this.logger.error({ err }, 'catch-up after bus reconnect failed'),
       );
     });
-    // One timer for every connection (per-connection timers cost memory and wakeups).
-    this.heartbeat = setInterval(this.sendHeartbeat, opts.heartbeatMs);
-    this.heartbeat.unref();
+    // One timer for every connection (per-connection timers cost memory and wakeups), its
+    // pings spread over the interval rather than written in one burst.
+    this.all = new HeartbeatRing(this.ping, { intervalMs: opts.heartbeatMs });
   }
 
   // ---------------------------------------------------------------- public API
@@ -206,8 +207,7 @@ export class StreamHub {
   close(): void {
     this.closed = true;
     this.draining = true;
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = null;
+    this.all.close();
     this.clearDrainTimer();
     this.expiry.close();
     for (const session of [...this.all]) {
@@ -323,9 +323,9 @@ export class StreamHub {
     session.end();
   }
 
-  private readonly sendHeartbeat = (): void => {
+  private readonly ping = (session: StreamSession): void => {
     // Not before `connected` (the contract puts it right after the retry hint) or a `reset`.
-    for (const s of this.all) if (s.greeting === null) s.write(PING_FRAME);
+    if (session.greeting === null) session.write(PING_FRAME);
   };
 
   // ---------------------------------------------------------------- drain

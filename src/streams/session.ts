@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { StreamChannel } from './channel';
 import type { WheelLinks } from './expiry-wheel';
+import type { RingSlot } from './heartbeat-ring';
 
 /** What a session needs of its connection (a net.Socket; fakes in unit tests). */
 export type SessionSocket = Pick<
@@ -13,7 +14,7 @@ export type SessionSocket = Pick<
  * has got (`lastSentSeq`) and whether it may still be written to. Kept deliberately small (no
  * closures, no timers, behaviour on the prototype): the hub holds thousands of these.
  */
-export class StreamSession implements WheelLinks<StreamSession> {
+export class StreamSession implements WheelLinks<StreamSession>, RingSlot {
   /** Highest id written on this connection: ids are strictly increasing per connection. */
   lastSentSeq = 0;
   /** Resumed with a valid Last-Event-ID: the join must send the log tail first. */
@@ -29,6 +30,8 @@ export class StreamSession implements WheelLinks<StreamSession> {
   wheelNext: StreamSession | null = null;
   wheelPrev: StreamSession | null = null;
   wheelDue = -1;
+  /** Its group in the hub's heartbeat ring (-1 while not registered). */
+  heartbeatSlot = -1;
 
   constructor(
     readonly socket: SessionSocket,
