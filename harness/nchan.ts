@@ -35,6 +35,8 @@ export interface NchanOptions {
   connections: number;
   /** The `event:` name of every message on the subscriber stream. */
   eventName: string;
+  /** A `: ping` comment on every stream this often (seconds), as our heartbeat; none if unset. */
+  pingIntervalS?: number;
 }
 
 export interface RunningNchan {
@@ -74,6 +76,15 @@ function config(modulePath: string, dir: string, port: number, opts: NchanOption
     '      nchan_channel_id $1;',
     '      nchan_redis_pass nchan_redis;',
     `      nchan_eventsource_event ${opts.eventName};`,
+    // `: ping` alone, as ours: an empty ping event name (else also `event: ping`), and the
+    // comment with its leading space (Nchan writes `:` and the text).
+    ...(opts.pingIntervalS
+      ? [
+          `      nchan_eventsource_ping_interval ${opts.pingIntervalS};`,
+          '      nchan_eventsource_ping_comment " ping";',
+          '      nchan_eventsource_ping_event "";',
+        ]
+      : []),
     '    }',
     '    location ~ ^/pub/([A-Za-z0-9_-]+)$ {',
     '      nchan_publisher;',
