@@ -234,9 +234,13 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
       gcBetween(at.countersAt['post-start']?.[i]?.gc, at.countersAt.settled?.[i]?.gc),
     );
 
+  const loopDelayOfPass = (at: PassReadings) =>
+    replicas.map((_, i) => at.countersAt.settled?.[i]?.loopDelay ?? null);
+
   // --- run ---
   const { load, at: first } = await runPass(1);
   const gcFirstPass = gcOfPass(first);
+  const loopDelayFirstPass = loopDelayOfPass(first);
 
   // --- later passes: the same load on the same replicas, now warm (--passes) ---
   const laterPasses: LaterPass[] = [];
@@ -262,6 +266,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
       duplicates: again.deliveries.duplicates,
       cost: costReport(window, again.comments.posted, again.deliveries.unique),
       gc_post_window: gcOfPass(at),
+      event_loop_delay_post_window: loopDelayOfPass(at),
       restarted: opts.restartReplicas,
     });
   }
@@ -280,6 +285,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
     first,
     firstPids,
     gcFirstPass,
+    loopDelayFirstPass,
     laterPasses,
   });
 }

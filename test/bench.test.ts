@@ -102,6 +102,17 @@ describe('npm run bench', () => {
       expect(second.latency_ms.count).toBe(PER_RUN);
       expect(second.latency_by_fifth_ms).toHaveLength(5);
       expect(second.gc_post_window).toHaveLength(2);
+      // Each replica's event-loop delay over the post window, for this pass and the first.
+      for (const delays of [
+        ours.event_loop_delay_post_window,
+        second.event_loop_delay_post_window,
+      ]) {
+        expect(delays).toHaveLength(2);
+        for (const d of delays) {
+          expect(d.max_ms).toBeGreaterThan(0);
+          expect(d.max_ms).toBeGreaterThanOrEqual(d.p99_ms);
+        }
+      }
       // Every pass waits the same way before its posts (settle, connect, idle), so a later
       // pass compares with the first: one idle wait per pass.
       expect(run.stderr.match(/idle 300 ms, then reading RSS/g)).toHaveLength(2);
@@ -122,6 +133,7 @@ describe('npm run bench', () => {
       expect(run.stdout).toMatch(/p99 1st fifth/);
       expect(run.stdout).toMatch(/ours vs nchan \(200 subscribers \/ 4 tracks \/ 50 comments/);
       expect(run.stdout).toMatch(/pass 2, restarted replicas \(ms\)/);
+      expect(run.stdout).toMatch(/replica event-loop delay +\[\{"max_ms":/);
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
     }

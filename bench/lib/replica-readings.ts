@@ -59,17 +59,43 @@ function gcTotals(text: string): GcTotals {
   return totals;
 }
 
+/** The longest and the p99 event-loop delay (ms) a replica saw since the previous reading. */
+export interface LoopDelay {
+  max_ms: number;
+  p99_ms: number;
+}
+
+const LOOP_DELAY_METRIC = 'trackcomments_nodejs_eventloop_lag';
+
+/**
+ * prom-client's event-loop delay histogram (`monitorEventLoopDelay`) is reset by every /metrics
+ * reading, so what a phase reads covers the time since the previous phase's reading: the one
+ * read when the posts have settled is the post window's. Nothing else reads /metrics meanwhile.
+ */
+function loopDelay(text: string): LoopDelay | null {
+  const max = sumOf(text, `${LOOP_DELAY_METRIC}_max_seconds`);
+  const p99 = sumOf(text, `${LOOP_DELAY_METRIC}_p99_seconds`);
+  if (max === null || p99 === null) return null;
+  return { max_ms: round(max * 1000, 1), p99_ms: round(p99 * 1000, 1) };
+}
+
 /** What a replica's counters read at a load phase, from one /metrics reading (null: unreadable). */
 export interface PhaseCounters {
   /** Gaps filled from the log (a bus message ahead of one still missing). */
   gapFills: number | null;
   gc: GcTotals | null;
+  /** Event-loop delay since the previous phase's reading. */
+  loopDelay: LoopDelay | null;
 }
 
 export async function phaseCounters(replica: Replica): Promise<PhaseCounters> {
   const text = await metricsText(replica);
-  if (text === null) return { gapFills: null, gc: null };
-  return { gapFills: sumOf(text, 'trackcomments_gap_fills_total'), gc: gcTotals(text) };
+  if (text === null) return { gapFills: null, gc: null, loopDelay: null };
+  return {
+    gapFills: sumOf(text, 'trackcomments_gap_fills_total'),
+    gc: gcTotals(text),
+    loopDelay: loopDelay(text),
+  };
 }
 
 /** What happened between two GC readings, per kind (only kinds that paused). */

@@ -4,7 +4,7 @@ import { cpuReport, costReport, type CostReport } from './cost';
 import type { LoadPhase, LoadResult } from './load';
 import type { BenchOptions } from './options';
 import { cpuBetween, type CpuSnapshot } from './procstat';
-import type { gcBetween, PhaseCounters } from './replica-readings';
+import type { gcBetween, LoopDelay, PhaseCounters } from './replica-readings';
 import { round } from './stats';
 
 /** What one pass read at its phases. Every pass waits the same way, so passes compare. */
@@ -36,6 +36,8 @@ export interface LaterPass {
   cost: CostReport;
   /** Replicas' GC pauses in this pass's post window (as the first pass's gc_post_window). */
   gc_post_window: ReturnType<typeof gcBetween>[];
+  /** Replicas' event-loop delay in this pass's post window (and its settling). */
+  event_loop_delay_post_window: (LoopDelay | null)[];
   /** Run on replicas restarted before it (--restart-replicas). */
   restarted: boolean;
 }
@@ -57,6 +59,7 @@ export interface RunFacts {
   /** The first pass's replica processes (later passes may run on restarted ones). */
   firstPids: number[];
   gcFirstPass: ReturnType<typeof gcBetween>[];
+  loopDelayFirstPass: (LoopDelay | null)[];
   laterPasses: LaterPass[];
 }
 
@@ -176,6 +179,12 @@ export function buildReport(f: RunFacts) {
     }),
     /** Replicas' GC pauses during the post window, by kind: count, total ms, pauses over 10 ms. */
     gc_post_window: f.gcFirstPass,
+    /**
+     * Replicas' longest and p99 event-loop delay from the first post to the settling (ms), as
+     * prom-client's 10 ms monitor records it (so ~10 ms is no stall): a latency tail with a
+     * short loop delay waited somewhere else (the database, the OS, the generator).
+     */
+    event_loop_delay_post_window: f.loopDelayFirstPass,
     cpu_connect_phase: cpuReport(connectPhase),
     /** Every stream open, nothing posted: the cost of idle streams (and of anything polling). */
     cpu_idle_with_streams: cpuReport(cpuBetween(snaps.connected!, f.first.idleEnd!)),

@@ -23,7 +23,9 @@ export function table(r: BenchResult): string {
         `${p.latency_ms.p99 > 0 ? (r.latency_ms.p99 / p.latency_ms.p99).toFixed(2) : '-'}x; ` +
         `POST p50/p99 ${p.post_latency_ms.p50}/${p.post_latency_ms.p99} ms; servers ` +
         `${p.cost.servers_total.us_per_post} µs/POST, ${p.cost.servers_total.us_per_delivery} µs/delivery; ` +
-        `GC ${JSON.stringify(p.gc_post_window)}; by fifth ${fifths(p.latency_by_fifth_ms)})`,
+        `GC ${JSON.stringify(p.gc_post_window)}; ` +
+        `loop delay ${JSON.stringify(p.event_loop_delay_post_window)}; ` +
+        `by fifth ${fifths(p.latency_by_fifth_ms)})`,
     ]);
   });
   if (r.latency_same_replica_ms) rows.push(['  same replica (ms)', s(r.latency_same_replica_ms)]);
@@ -76,6 +78,7 @@ export function table(r: BenchResult): string {
   }
   rows.push(['gap fills from the log', JSON.stringify(r.gap_fills_post_window)]);
   rows.push(['replica GC pauses, post window', JSON.stringify(r.gc_post_window)]);
+  rows.push(['replica event-loop delay', JSON.stringify(r.event_loop_delay_post_window)]);
   if (r.replica_cpu_us_per_delivery) {
     rows.push(['replica CPU per delivery', `${JSON.stringify(r.replica_cpu_us_per_delivery)} µs`]);
   }
