@@ -26,13 +26,13 @@ import type { Target } from './subscriber-pool';
 
 const INSTANCES = 2;
 
-/** One measured Nchan run; the same figures under the same names as our run's result. */
 /**
  * Our replicas' heartbeat in the bench (`HEARTBEAT_MS`'s default, 15 s): Nchan pings its
  * streams as often, so both sides pay for keeping proxies awake.
  */
 const PING_INTERVAL_S = 15;
 
+/** One measured Nchan run; the same figures under the same names as our run's result. */
 export async function benchNchan(opts: BenchOptions, cleanup: Cleanup) {
   const startedAt = new Date();
   const t0 = nowMs();

@@ -22,7 +22,7 @@ export interface HeartbeatRingOptions {
  * every stream still gets its ping once per interval but the pings are spread over the
  * interval. Pinging every stream from one timer wrote to all of them in one burst: at 5,000
  * streams on one replica that held the event loop for tens of milliseconds, and every delivery
- * and request due meanwhile waited behind it (the bench's p99 showed it as an 80–90 ms tail,
+ * and request due meanwhile waited behind it (the bench's p99 showed it as an 85–110 ms tail,
  * once per interval).
  *
  * Entries join the groups in turn. Each tick visits the groups whose time has come by the
