@@ -59,6 +59,35 @@ describe('npm run bench', () => {
     expect(run.code).toBe(0);
   });
 
+  it('hop-latency prints each hop back to back and paced, ours with its CPU per request', async () => {
+    const run = await runScript(
+      ['bench/hop-latency.ts', '--requests', '5', '--gaps', '0,5'],
+      120_000,
+    );
+    if (run.code !== 0)
+      throw new Error(`hop-latency failed (${run.code}):\n${run.stderr.slice(-4000)}`);
+    const report = JSON.parse(run.stdout.trim().split('\n').at(-1)!);
+    const hops = [
+      'TCP echo (node)',
+      'HTTP GET, bare node',
+      'Redis PING',
+      'PostgreSQL SELECT 1',
+      'PostgreSQL upsert + commit',
+      'ours: GET /healthz',
+      'ours: POST comment',
+    ];
+    expect(
+      report.results.map((r: { hop: string; gap_ms: number }) => `${r.gap_ms} ${r.hop}`),
+    ).toEqual([...hops.map((h) => `0 ${h}`), ...hops.map((h) => `5 ${h}`)]);
+    for (const r of report.results) {
+      expect(r.p50_ms).toBeGreaterThan(0);
+      expect(r.p90_ms).toBeGreaterThanOrEqual(r.p50_ms);
+      // CPU is read for our replica only.
+      expect(r.cpu_us_per_request === null).toBe(!r.hop.startsWith('ours:'));
+    }
+    expect(run.stdout).toMatch(/^ours: POST comment +\S/m);
+  });
+
   it('prints ours vs Nchan with ratios, later passes measured as the first, no loss', async () => {
     // The comparison is part of what is tested: .ci/run installs libnginx-mod-nchan.
     const nchan = findNchanModule();
@@ -113,6 +142,15 @@ describe('npm run bench', () => {
           expect(d.max_ms).toBeGreaterThanOrEqual(d.p99_ms);
         }
       }
+      // The generator's own event-loop delay over each pass's post window, and Nchan's below:
+      // a stall of the generator delays the arrivals it timestamps on either server.
+      for (const d of [
+        ours.generator_event_loop_delay_post_window,
+        second.generator_event_loop_delay_post_window,
+      ]) {
+        expect(d.max_ms).toBeGreaterThan(0);
+        expect(d.max_ms).toBeGreaterThanOrEqual(d.p99_ms);
+      }
       // Every pass waits the same way before its posts (settle, connect, idle), so a later
       // pass compares with the first: one idle wait per pass.
       expect(run.stderr.match(/idle 300 ms, then reading RSS/g)).toHaveLength(2);
@@ -125,6 +163,7 @@ describe('npm run bench', () => {
       // Nchan's run is cut into fifths as ours, so a cold start is compared side by side.
       expect(nchanRun.latency_by_fifth_ms).toHaveLength(5);
       for (const slice of nchanRun.latency_by_fifth_ms) expect(slice.p99).toBeGreaterThan(0);
+      expect(nchanRun.generator_event_loop_delay_post_window.max_ms).toBeGreaterThan(0);
       const compare = JSON.parse(fs.readFileSync(path.join(out, 'latest-compare.json'), 'utf8'));
       expect(compare.pairs).toHaveLength(1);
       expect(compare.pairs[0].p99).toBeGreaterThan(0);
@@ -134,6 +173,8 @@ describe('npm run bench', () => {
       expect(run.stdout).toMatch(/ours vs nchan \(200 subscribers \/ 4 tracks \/ 50 comments/);
       expect(run.stdout).toMatch(/pass 2, restarted replicas \(ms\)/);
       expect(run.stdout).toMatch(/replica event-loop delay +\[\{"max_ms":/);
+      expect(run.stdout).toMatch(/generator event-loop delay +\{"max_ms":/);
+      expect(run.stdout).toMatch(/gen loop max ms/);
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
     }

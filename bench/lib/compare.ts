@@ -19,6 +19,8 @@ export interface ComparableRun {
     processes: Record<string, { cpu_ms: number }>;
   };
   cost: CostReport;
+  /** The generator's own event-loop delay over the post window (it times both servers). */
+  generator_event_loop_delay_post_window: { max_ms: number; p99_ms: number };
 }
 
 export interface ComparePair {
@@ -109,6 +111,7 @@ export function compareTable(pairs: ComparePair[]): string {
     'servers %core',
     'servers µs/deliv',
     'gen µs/deliv',
+    'gen loop max ms',
   ];
   const rows: string[][] = [header];
   const line = (i: number, name: string, r: ComparableRun) => [
@@ -125,6 +128,7 @@ export function compareTable(pairs: ComparePair[]): string {
     String(serversPct(r)),
     String(r.cost.servers_total.us_per_delivery),
     String(generatorUsPerDelivery(r)),
+    String(r.generator_event_loop_delay_post_window.max_ms),
   ];
   const ratioLine = (label: string, x: PairRatios) => [
     '',
@@ -139,6 +143,7 @@ export function compareTable(pairs: ComparePair[]): string {
     `${x.machine_busy}x`,
     '',
     `${x.cpu_per_delivery}x`,
+    '',
     '',
   ];
   pairs.forEach((p, i) => {

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { nowMs, sleep } from './clock';
 import { roundSummary, summarize, round, type Summary } from './stats';
 import { LocalGroup, WorkerGroup, type SubscriberGroup } from './subscriber-group';
@@ -98,6 +99,8 @@ export interface LoadResult {
    * first). Separates fan-out from the time the POST itself took.
    */
   latencyAfterResponseMs: Summary;
+  /** The generator's event-loop delay from the first POST until the deliveries settled. */
+  generatorLoopDelayMs: { max_ms: number; p99_ms: number };
   /** Unique deliveries received by the subscribers of each target. */
   uniquePerTarget: number[];
   postLatencyMs: Summary;
@@ -256,6 +259,10 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
     const postTargetOf = (k: number) =>
       (k + (T % 2 === 0 ? Math.floor(k / T) : 0)) % cfg.postTargets.length;
     await cfg.onPhase?.('post-start', info);
+    // The generator's own stalls delay both the POSTs and the arrivals it timestamps, on
+    // either server: read with the replicas' resolution (10 ms, so ~10 ms means no stall).
+    const generatorLoop = monitorEventLoopDelay({ resolution: 10 });
+    generatorLoop.enable();
     log(`posting ${C} comments at ${cfg.rate}/s`);
     const inflight: Promise<void>[] = [];
     const t0 = nowMs() + 5;
@@ -317,6 +324,7 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
       await sleep(20);
     }
     const settleMs = nowMs() - postsDone;
+    generatorLoop.disable();
     const results: PoolResult[] = await Promise.all(groups.map((g) => g.result()));
     if (!allArrived) {
       const unique = results.reduce((a, r) => a + r.unique, 0);
@@ -423,6 +431,10 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
         0,
       ),
       settleMs: round(settleMs, 0),
+      generatorLoopDelayMs: {
+        max_ms: round(generatorLoop.max / 1e6, 1),
+        p99_ms: round(generatorLoop.percentile(99) / 1e6, 1),
+      },
       allArrived,
       clock: { offsetMsMaxAbs: round(clock.offsetMsMaxAbs, 4), rttMsMax: round(clock.rttMsMax, 3) },
     };

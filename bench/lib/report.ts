@@ -38,6 +38,8 @@ export interface LaterPass {
   gc_post_window: ReturnType<typeof gcBetween>[];
   /** Replicas' event-loop delay in this pass's post window (and its settling). */
   event_loop_delay_post_window: (LoopDelay | null)[];
+  /** The generator's event-loop delay in this pass's post window (and its settling). */
+  generator_event_loop_delay_post_window: LoadResult['generatorLoopDelayMs'];
   /** Run on replicas restarted before it (--restart-replicas). */
   restarted: boolean;
 }
@@ -185,6 +187,7 @@ export function buildReport(f: RunFacts) {
      * short loop delay waited somewhere else (the database, the OS, the generator).
      */
     event_loop_delay_post_window: f.loopDelayFirstPass,
+    generator_event_loop_delay_post_window: load.generatorLoopDelayMs,
     cpu_connect_phase: cpuReport(connectPhase),
     /** Every stream open, nothing posted: the cost of idle streams (and of anything polling). */
     cpu_idle_with_streams: cpuReport(cpuBetween(snaps.connected!, f.first.idleEnd!)),

@@ -25,6 +25,7 @@ export function table(r: BenchResult): string {
         `${p.cost.servers_total.us_per_post} µs/POST, ${p.cost.servers_total.us_per_delivery} µs/delivery; ` +
         `GC ${JSON.stringify(p.gc_post_window)}; ` +
         `loop delay ${JSON.stringify(p.event_loop_delay_post_window)}; ` +
+        `generator loop delay ${JSON.stringify(p.generator_event_loop_delay_post_window)}; ` +
         `by fifth ${fifths(p.latency_by_fifth_ms)})`,
     ]);
   });
@@ -79,6 +80,10 @@ export function table(r: BenchResult): string {
   rows.push(['gap fills from the log', JSON.stringify(r.gap_fills_post_window)]);
   rows.push(['replica GC pauses, post window', JSON.stringify(r.gc_post_window)]);
   rows.push(['replica event-loop delay', JSON.stringify(r.event_loop_delay_post_window)]);
+  rows.push([
+    'generator event-loop delay',
+    JSON.stringify(r.generator_event_loop_delay_post_window),
+  ]);
   if (r.replica_cpu_us_per_delivery) {
     rows.push(['replica CPU per delivery', `${JSON.stringify(r.replica_cpu_us_per_delivery)} µs`]);
   }
