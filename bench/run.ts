@@ -38,6 +38,8 @@ import type { Target } from './lib/subscriber-pool';
 
 const ROOT = path.resolve(__dirname, '..');
 const REPLICAS = 2;
+/** Waited after starting the profilers, before the posts: the start stalls a process. */
+const PROFILER_START_SETTLE_MS = 1000;
 /** Started replicas, for their output when the run fails. */
 const startedReplicas: Replica[] = [];
 
@@ -206,14 +208,25 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
         at.idleEnd = await snapshot();
         for (const r of replicas) at.rssIdle.push(await steadyRssKb(r.pid));
         for (const r of replicas) at.streamsByMetrics.push(await openStreams(r));
+        // The replicas' profiler (--profile-dir) covers each pass's post window; the first
+        // pass's generator too (its subscriber sockets and the poster). Starting V8's
+        // profiler stalls its process for ~200 ms, so it starts here, after the idle
+        // readings, and the posts wait until that has passed.
+        if (profileDir) {
+          for (const r of replicas) process.kill(r.pid, 'SIGUSR2');
+          if (pass === 1) generatorProfile.start();
+          log(
+            `profilers started; the posts wait ${PROFILER_START_SETTLE_MS} ms for their start's stall`,
+          );
+          await sleep(PROFILER_START_SETTLE_MS);
+        }
       } else {
         at.snaps[phase] = await snapshot();
         at.countersAt[phase] = await Promise.all(replicas.map(phaseCounters));
-        // The replicas' profiler (--profile-dir) covers each pass's post window; the first
-        // pass's generator too (its subscriber sockets and the poster).
-        if (profileDir) for (const r of replicas) process.kill(r.pid, 'SIGUSR2');
-        if (profileDir && pass === 1 && phase === 'post-start') generatorProfile.start();
-        if (profileDir && pass === 1 && phase === 'settled') await generatorProfile.stop();
+        if (profileDir && phase === 'settled') {
+          for (const r of replicas) process.kill(r.pid, 'SIGUSR2');
+          if (pass === 1) await generatorProfile.stop();
+        }
       }
     };
     const load = await runLoad({

@@ -111,6 +111,8 @@ describe('npm run bench', () => {
           '1',
           '--out',
           out,
+          '--profile-dir',
+          path.join(out, 'profiles'),
         ],
         180_000,
       );
@@ -175,6 +177,26 @@ describe('npm run bench', () => {
       expect(run.stdout).toMatch(/replica event-loop delay +\[\{"max_ms":/);
       expect(run.stdout).toMatch(/generator event-loop delay +\{"max_ms":/);
       expect(run.stdout).toMatch(/gen loop max ms/);
+      // Profiles of every replica's post window (pass 2 on the restarted ones) and the
+      // generator's, summarised after the run.
+      const profiles = fs.readdirSync(path.join(out, 'profiles'));
+      expect(profiles.filter((f) => /^replica-\d+\.cpuprofile$/.test(f))).toHaveLength(4);
+      expect(profiles.filter((f) => f.startsWith('generator-'))).toHaveLength(1);
+      expect(run.stdout).toMatch(/replica-1 profile \(.*\): \d+ ms profiled, \d+ ms busy/);
+      expect(run.stdout).toMatch(/replica-2 profile \(/);
+      expect(run.stdout).toMatch(/generator profile \(/);
+      // Starting V8's profiler stalls a process for ~200 ms: it starts before each pass's
+      // posts, not in their window.
+      const started = [
+        ...run.stderr.matchAll(/profilers started; the posts wait|posting \d+ comments/g),
+      ];
+      expect(started.map((m) => m[0].split(' ')[0])).toEqual([
+        'profilers',
+        'posting',
+        'profilers',
+        'posting',
+        'posting',
+      ]);
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
     }
