@@ -58,7 +58,7 @@ export async function startServer(
   const eventLog = new PrismaEventLog(prisma, query);
   // In the background: a replica's first requests find connections open and the hot insert
   // planned instead of paying for both under load. Startup does not wait on the database.
-  void database.warm(WARM_CONNECTIONS, CommentStore.prepareOn);
+  void database.warm(WARM_CONNECTIONS);
   // Demo users include a team member anyone could sign in as: never in production.
   const demoData = database.embedded && !config.production;
   if (demoData && (await seedDemoData(prisma, catalog))) logger.info('seeded demo data');

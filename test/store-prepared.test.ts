@@ -56,12 +56,12 @@ test('names are stable per SQL text and bounded in number', () => {
   expect(name({ sql: 'SELECT 2' })).toBe(b);
 });
 
-test('warm() opens connections that stay open, and writes nothing', async () => {
-  const { prisma, warm } = createDatabase(db.url, 10);
+test('warm() opens connections that stay open, prepared, and writes nothing', async () => {
+  const { prisma, warm } = createDatabase(db.url, 10, { prepareEach: CommentStore.prepareOn });
   const observer = new Client({ connectionString: db.url });
   await observer.connect();
   try {
-    await warm(3, CommentStore.prepareOn);
+    await warm(3);
     const sessions = await observer.query<{ n: string }>(
       `SELECT count(*) AS n FROM pg_stat_activity
        WHERE datname = current_database() AND pid <> pg_backend_pid()`,
@@ -78,28 +78,55 @@ test('warm() opens connections that stay open, and writes nothing', async () => 
   }
 });
 
-test('warm() leaves the hot insert prepared on the connection', async () => {
-  const { prisma, warm } = createDatabase(db.url, 1);
+/** Holds `n` pool connections at once; each reports its backend and whether it has the hot insert prepared. */
+async function preparedOnEachConnection(
+  query: ReturnType<typeof createDatabase>['query'],
+  n: number,
+) {
+  return Promise.all(
+    Array.from({ length: n }, () =>
+      query<{ pid: number; prepared: boolean }>(
+        `SELECT pg_backend_pid() AS pid, pg_sleep(0.2) IS NULL AS slept,
+                EXISTS (SELECT 1 FROM pg_prepared_statements
+                        -- split, or this statement (prepared too) would match itself
+                        WHERE statement LIKE '%INSERT INTO ' || 'comments%') AS prepared`,
+        [],
+      ).then((rows) => rows[0]!),
+    ),
+  );
+}
+
+test('every connection the pool opens has the hot insert prepared before its first use, not only the warmed ones', async () => {
+  const { prisma, query, warm } = createDatabase(db.url, 4, {
+    prepareEach: CommentStore.prepareOn,
+  });
   try {
-    await warm(1, CommentStore.prepareOn);
-    const rows = await prisma.$queryRaw<{ statement: string }[]>`
-      SELECT statement FROM pg_prepared_statements`;
-    expect(rows.some((r) => r.statement.includes('INSERT INTO comments'))).toBe(true);
+    await warm(1);
+    // Four at once: one warmed connection and three the pool opens for these queries.
+    const seen = await preparedOnEachConnection(query, 4);
+    expect(new Set(seen.map((s) => s.pid)).size).toBe(4);
+    expect(seen.map((s) => s.prepared)).toEqual([true, true, true, true]);
   } finally {
     await prisma.$disconnect();
   }
 });
 
-test('warm() never throws: a failing prepare or an unreachable database is left to the first request', async () => {
-  const { prisma, warm } = createDatabase(db.url, 2);
+test('a preparation that fails leaves the connection usable: its requests still run', async () => {
+  const { prisma, query, warm } = createDatabase(db.url, 2, {
+    prepareEach: () => Promise.reject(new Error('boom')),
+  });
   try {
-    await expect(warm(2, () => Promise.reject(new Error('boom')))).resolves.toBeUndefined();
+    await expect(warm(2)).resolves.toBeUndefined();
+    const seen = await preparedOnEachConnection(query, 2);
+    expect(seen.map((s) => s.prepared)).toEqual([false, false]);
   } finally {
     await prisma.$disconnect();
   }
-  const down = createDatabase('postgresql://postgres@127.0.0.1:1/none', 2);
+  const down = createDatabase('postgresql://postgres@127.0.0.1:1/none', 2, {
+    prepareEach: CommentStore.prepareOn,
+  });
   try {
-    await expect(down.warm(2, CommentStore.prepareOn)).resolves.toBeUndefined();
+    await expect(down.warm(2)).resolves.toBeUndefined();
   } finally {
     await down.prisma.$disconnect();
   }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config';
 import { startEmbeddedDatabase } from '../store/embedded-db';
 import { runMigrations } from '../store/migrate';
+import { CommentStore } from '../store/comment-store';
 import { createDatabase, type Database } from '../store/prisma';
 
 /** The service's database, whichever kind the configuration asks for. */
@@ -31,6 +32,8 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Serv
   }
   const { prisma, query, warm } = createDatabase(connectionString, poolSize, {
     preparedStatements: config.dbPreparedStatements,
+    // Unnamed statements are parsed and planned on every run: nothing to prepare ahead.
+    ...(config.dbPreparedStatements ? { prepareEach: CommentStore.prepareOn } : {}),
   });
   return {
     prisma,

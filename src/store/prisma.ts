@@ -18,11 +18,11 @@ export interface Database {
    */
   query: SqlQuery;
   /**
-   * Opens up to `connections` pool connections at once and runs `prepare` on each (the hot
-   * statements, so each connection has them parsed and planned); they are then kept open.
-   * Never throws: a database that is down is met by the first request as before.
+   * Opens up to `connections` pool connections at once (each prepared as every new one is,
+   * see `prepareEach`); they are then kept open. Never throws: a database that is down is met
+   * by the first request as before.
    */
-  warm(connections: number, prepare: (query: SqlQuery) => Promise<void>): Promise<void>;
+  warm(connections: number): Promise<void>;
 }
 
 /**
@@ -32,11 +32,21 @@ export interface Database {
 export function createDatabase(
   connectionString: string,
   maxConnections = 10,
-  opts: { preparedStatements?: boolean } = {},
+  opts: {
+    preparedStatements?: boolean;
+    /**
+     * Run on every new connection before its first use (the hot statements, so that no
+     * request pays for parsing and planning them). A failure is ignored: the connection is
+     * used as it is and its first request prepares what it runs.
+     */
+    prepareEach?: (query: SqlQuery) => Promise<void>;
+  } = {},
 ): Database {
   // With one connection (the embedded database) transactions queue for it: wait longer than Prisma's 2 s.
   const single = maxConnections === 1;
   const warmConnections = Math.min(WARM_CONNECTIONS, maxConnections);
+  const names = opts.preparedStatements === false ? undefined : preparedStatementNames();
+  const prepareEach = opts.prepareEach;
   const pool = new pg.Pool({
     connectionString,
     max: maxConnections,
@@ -44,10 +54,14 @@ export function createDatabase(
     // planning each statement anew) under the first load was the cold-start tail.
     min: single ? 0 : warmConnections,
     ...(single ? { idleTimeoutMillis: 0 } : {}),
+    // Every connection, not only the warmed ones: those the pool opens later (when streams
+    // connect) are the most recently released, so the pool hands them to the next requests.
+    ...(prepareEach
+      ? { onConnect: (client: pg.ClientBase) => prepareEach(queryOn(client)).catch(noop) }
+      : {}),
   });
   // An idle connection that breaks is dropped by the pool; the next query opens another.
   pool.on('error', () => undefined);
-  const names = opts.preparedStatements === false ? undefined : preparedStatementNames();
   const adapter = new PrismaPg(pool, {
     disposeExternalPool: true,
     ...(names ? { statementNameGenerator: names } : {}),
@@ -56,34 +70,26 @@ export function createDatabase(
     adapter,
     transactionOptions: { maxWait: single ? 30_000 : 5_000, timeout: 15_000 },
   });
-  /** Statements on the pool, or on one connection of it (warm-up). */
-  const queryOn =
-    (target: pg.Pool | pg.PoolClient): SqlQuery =>
-    async <R>(text: string, values: unknown[]) => {
+  /** Statements on the pool, or on one connection of it (preparation). */
+  function queryOn(target: pg.Pool | pg.ClientBase): SqlQuery {
+    return async <R>(text: string, values: unknown[]) => {
       // Named like Prisma's statements (same bound); '' is pg's unnamed statement.
       const name = names?.({ sql: text }) || undefined;
       return (await target.query({ name, text, values })).rows as R[];
     };
+  }
   const query = queryOn(pool);
-  const warm = async (connections: number, prepare: (query: SqlQuery) => Promise<void>) => {
+  const warm = async (connections: number) => {
     const n = Math.min(connections, warmConnections);
     const clients = await Promise.all(
       Array.from({ length: n }, () => pool.connect().catch(() => null)),
     );
-    await Promise.all(
-      clients.map(async (client) => {
-        if (!client) return;
-        try {
-          await prepare(queryOn(client));
-          client.release();
-        } catch (err) {
-          client.release(err instanceof Error ? err : true);
-        }
-      }),
-    );
+    for (const client of clients) client?.release();
   };
   return { prisma, query, warm };
 }
+
+function noop(): void {}
 
 /** Pool connections opened and prepared at start (`Database.warm`), and kept open. */
 export const WARM_CONNECTIONS = 4;
