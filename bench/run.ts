@@ -281,6 +281,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
       gc_post_window: gcOfPass(at),
       event_loop_delay_post_window: loopDelayOfPass(at),
       generator_event_loop_delay_post_window: again.generatorLoopDelayMs,
+      generator_workers_event_loop_delay_post_window: again.generatorWorkersLoopDelayMs,
       restarted: opts.restartReplicas,
     });
   }

@@ -1,8 +1,13 @@
 import http from 'node:http';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { nowMs, sleep } from './clock';
 import { roundSummary, summarize, round, type Summary } from './stats';
-import { LocalGroup, WorkerGroup, type SubscriberGroup } from './subscriber-group';
+import {
+  LocalGroup,
+  loopDelayMonitor,
+  WorkerGroup,
+  type LoopDelayReading,
+  type SubscriberGroup,
+} from './subscriber-group';
 import { PROTOCOLS, type ServerKind } from './protocol';
 import type { BenchOptions } from './options';
 import type { PoolPlan, PoolResult, Target } from './subscriber-pool';
@@ -100,7 +105,9 @@ export interface LoadResult {
    */
   latencyAfterResponseMs: Summary;
   /** The generator's event-loop delay from the first POST until the deliveries settled. */
-  generatorLoopDelayMs: { max_ms: number; p99_ms: number };
+  generatorLoopDelayMs: LoopDelayReading;
+  /** The same for each subscriber worker (--workers), which timestamps the arrivals. */
+  generatorWorkersLoopDelayMs: LoopDelayReading[];
   /** Unique deliveries received by the subscribers of each target. */
   uniquePerTarget: number[];
   postLatencyMs: Summary;
@@ -260,9 +267,9 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
       (k + (T % 2 === 0 ? Math.floor(k / T) : 0)) % cfg.postTargets.length;
     await cfg.onPhase?.('post-start', info);
     // The generator's own stalls delay both the POSTs and the arrivals it timestamps, on
-    // either server: read with the replicas' resolution (10 ms, so ~10 ms means no stall).
-    const generatorLoop = monitorEventLoopDelay({ resolution: 10 });
-    generatorLoop.enable();
+    // either server: its main thread and each subscriber worker (--workers) are read.
+    const generatorLoop = loopDelayMonitor();
+    await Promise.all(groups.map((g) => g.startLoopDelay()));
     log(`posting ${C} comments at ${cfg.rate}/s`);
     const inflight: Promise<void>[] = [];
     const t0 = nowMs() + 5;
@@ -324,7 +331,10 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
       await sleep(20);
     }
     const settleMs = nowMs() - postsDone;
-    generatorLoop.disable();
+    const generatorLoopDelay = generatorLoop.read();
+    const workerLoopDelays = (await Promise.all(groups.map((g) => g.loopDelay()))).filter(
+      (d): d is LoopDelayReading => d !== null,
+    );
     const results: PoolResult[] = await Promise.all(groups.map((g) => g.result()));
     if (!allArrived) {
       const unique = results.reduce((a, r) => a + r.unique, 0);
@@ -431,10 +441,8 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
         0,
       ),
       settleMs: round(settleMs, 0),
-      generatorLoopDelayMs: {
-        max_ms: round(generatorLoop.max / 1e6, 1),
-        p99_ms: round(generatorLoop.percentile(99) / 1e6, 1),
-      },
+      generatorLoopDelayMs: generatorLoopDelay,
+      generatorWorkersLoopDelayMs: workerLoopDelays,
       allArrived,
       clock: { offsetMsMaxAbs: round(clock.offsetMsMaxAbs, 4), rttMsMax: round(clock.rttMsMax, 3) },
     };

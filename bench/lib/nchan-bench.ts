@@ -134,6 +134,7 @@ export async function benchNchan(opts: BenchOptions, cleanup: Cleanup) {
     latency_by_fifth_ms: load.latencyBySliceMs,
     latency_after_post_response_ms: load.latencyAfterResponseMs,
     generator_event_loop_delay_post_window: load.generatorLoopDelayMs,
+    generator_workers_event_loop_delay_post_window: load.generatorWorkersLoopDelayMs,
     deliveries: {
       expected: load.deliveries.expected,
       unique: load.deliveries.unique,

@@ -40,6 +40,8 @@ export interface LaterPass {
   event_loop_delay_post_window: (LoopDelay | null)[];
   /** The generator's event-loop delay in this pass's post window (and its settling). */
   generator_event_loop_delay_post_window: LoadResult['generatorLoopDelayMs'];
+  /** Each subscriber worker's (--workers), over the same window. */
+  generator_workers_event_loop_delay_post_window: LoadResult['generatorWorkersLoopDelayMs'];
   /** Run on replicas restarted before it (--restart-replicas). */
   restarted: boolean;
 }
@@ -188,6 +190,7 @@ export function buildReport(f: RunFacts) {
      */
     event_loop_delay_post_window: f.loopDelayFirstPass,
     generator_event_loop_delay_post_window: load.generatorLoopDelayMs,
+    generator_workers_event_loop_delay_post_window: load.generatorWorkersLoopDelayMs,
     cpu_connect_phase: cpuReport(connectPhase),
     /** Every stream open, nothing posted: the cost of idle streams (and of anything polling). */
     cpu_idle_with_streams: cpuReport(cpuBetween(snaps.connected!, f.first.idleEnd!)),

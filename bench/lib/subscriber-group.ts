@@ -1,6 +1,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { nowMs } from './clock';
+import { round } from './stats';
 import {
   SubscriberPool,
   type PoolPlan,
@@ -19,7 +21,32 @@ export interface SubscriberGroup {
   result(): Promise<PoolResult>;
   /** Estimated clock offset of the group's process vs this one, from the fastest of `rounds` pings. */
   clockCheck(rounds?: number): Promise<{ offsetMs: number; rttMs: number }>;
+  /** Starts reading the event-loop delay of the group's own process (a worker's; none here). */
+  startLoopDelay(): Promise<void>;
+  /** That process's loop delay since startLoopDelay; null for subscribers in this process. */
+  loopDelay(): Promise<LoopDelayReading | null>;
   close(): Promise<void>;
+}
+
+/** An event-loop delay reading at the replicas' resolution (10 ms: ~10 ms means no stall). */
+export interface LoopDelayReading {
+  max_ms: number;
+  p99_ms: number;
+}
+
+/** Reads this process's event-loop delay from now until `read()`. */
+export function loopDelayMonitor(): { read(): LoopDelayReading } {
+  const histogram = monitorEventLoopDelay({ resolution: 10 });
+  histogram.enable();
+  return {
+    read() {
+      histogram.disable();
+      return {
+        max_ms: round(histogram.max / 1e6, 1),
+        p99_ms: round(histogram.percentile(99) / 1e6, 1),
+      };
+    },
+  };
 }
 
 export const PROGRESS_MS = 50;
@@ -43,6 +70,11 @@ export class LocalGroup implements SubscriberGroup {
   async clockCheck(): Promise<{ offsetMs: number; rttMs: number }> {
     return { offsetMs: 0, rttMs: 0 };
   }
+  // The poster's own loop delay covers subscribers in this process.
+  async startLoopDelay(): Promise<void> {}
+  async loopDelay(): Promise<null> {
+    return null;
+  }
   async close(): Promise<void> {
     this.pool.close();
   }
@@ -50,13 +82,20 @@ export class LocalGroup implements SubscriberGroup {
 
 /** Parent → worker messages. */
 export type ToWorker =
-  { t: 'open'; plan: PoolPlan } | { t: 'result' } | { t: 'ping'; id: number } | { t: 'close' };
+  | { t: 'open'; plan: PoolPlan }
+  | { t: 'result' }
+  | { t: 'ping'; id: number }
+  | { t: 'loop-delay-start' }
+  | { t: 'loop-delay' }
+  | { t: 'close' };
 /** Worker → parent messages. */
 export type FromWorker =
   | { t: 'opened' }
   | { t: 'progress'; progress: PoolProgress }
   | { t: 'result'; result: PoolResult }
   | { t: 'pong'; id: number; at: number }
+  | { t: 'loop-delay-started' }
+  | { t: 'loop-delay'; reading: LoopDelayReading | null }
   | { t: 'closed' };
 
 const emptyProgress = (): PoolProgress => ({
@@ -138,6 +177,15 @@ export class WorkerGroup implements SubscriberGroup {
     if (reply.t !== 'result') throw new Error('unexpected reply');
     this.latest = reply.result;
     return reply.result;
+  }
+
+  async startLoopDelay(): Promise<void> {
+    await this.request({ t: 'loop-delay-start' }, 'loop-delay-started');
+  }
+
+  async loopDelay(): Promise<LoopDelayReading | null> {
+    const reply = await this.request({ t: 'loop-delay' }, 'loop-delay');
+    return reply.t === 'loop-delay' ? reply.reading : null;
   }
 
   async clockCheck(rounds = 20): Promise<{ offsetMs: number; rttMs: number }> {

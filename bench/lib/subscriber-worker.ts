@@ -3,12 +3,13 @@
  * parent over IPC. Exits when told to close or when the parent goes away.
  */
 import { nowMs } from './clock';
-import { PROGRESS_MS, type FromWorker, type ToWorker } from './subscriber-group';
+import { loopDelayMonitor, PROGRESS_MS, type FromWorker, type ToWorker } from './subscriber-group';
 import { SubscriberPool } from './subscriber-pool';
 
 let pool: SubscriberPool | undefined;
 let progressTimer: NodeJS.Timeout | undefined;
 let lastSent = '';
+let loopDelay: ReturnType<typeof loopDelayMonitor> | undefined;
 
 const send = (msg: FromWorker): void => {
   // The parent may be gone (it was interrupted): the 'disconnect' handler ends this process.
@@ -45,6 +46,14 @@ process.on('message', (msg: ToWorker) => {
         pushProgress();
         send({ t: 'opened' });
       });
+      break;
+    case 'loop-delay-start':
+      loopDelay = loopDelayMonitor();
+      send({ t: 'loop-delay-started' });
+      break;
+    case 'loop-delay':
+      send({ t: 'loop-delay', reading: loopDelay?.read() ?? null });
+      loopDelay = undefined;
       break;
     case 'result':
       pushProgress();

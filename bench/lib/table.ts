@@ -25,7 +25,8 @@ export function table(r: BenchResult): string {
         `${p.cost.servers_total.us_per_post} µs/POST, ${p.cost.servers_total.us_per_delivery} µs/delivery; ` +
         `GC ${JSON.stringify(p.gc_post_window)}; ` +
         `loop delay ${JSON.stringify(p.event_loop_delay_post_window)}; ` +
-        `generator loop delay ${JSON.stringify(p.generator_event_loop_delay_post_window)}; ` +
+        `generator loop delay ${JSON.stringify(p.generator_event_loop_delay_post_window)}, workers ` +
+        `${JSON.stringify(p.generator_workers_event_loop_delay_post_window)}; ` +
         `by fifth ${fifths(p.latency_by_fifth_ms)})`,
     ]);
   });
@@ -82,7 +83,10 @@ export function table(r: BenchResult): string {
   rows.push(['replica event-loop delay', JSON.stringify(r.event_loop_delay_post_window)]);
   rows.push([
     'generator event-loop delay',
-    JSON.stringify(r.generator_event_loop_delay_post_window),
+    JSON.stringify(r.generator_event_loop_delay_post_window) +
+      (r.generator_workers_event_loop_delay_post_window.length
+        ? `; subscriber workers ${JSON.stringify(r.generator_workers_event_loop_delay_post_window)}`
+        : ''),
   ]);
   if (r.replica_cpu_us_per_delivery) {
     rows.push(['replica CPU per delivery', `${JSON.stringify(r.replica_cpu_us_per_delivery)} µs`]);
