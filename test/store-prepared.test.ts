@@ -56,7 +56,7 @@ test('names are stable per SQL text and bounded in number', () => {
   expect(name({ sql: 'SELECT 2' })).toBe(b);
 });
 
-test('warm() opens connections that stay open, prepared, and writes nothing', async () => {
+test('warm() opens connections that stay open, and their preparation writes nothing', async () => {
   const { prisma, warm } = createDatabase(db.url, 10, { prepareEach: CommentStore.prepareOn });
   const observer = new Client({ connectionString: db.url });
   await observer.connect();
