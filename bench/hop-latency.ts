@@ -162,7 +162,7 @@ async function main(): Promise<void> {
     );
     const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
 
-    const expect = (want: number) => (status: number) => {
+    const requireStatus = (want: number) => (status: number) => {
       if (status !== want) throw new Error(`expected ${want}, got ${status}`);
     };
     const hops: Hop[] = [
@@ -174,7 +174,10 @@ async function main(): Promise<void> {
             echo.write('x');
           }),
       },
-      { name: 'HTTP GET, bare node', run: () => bare.request('GET', '/', {}).then(expect(200)) },
+      {
+        name: 'HTTP GET, bare node',
+        run: () => bare.request('GET', '/', {}).then(requireStatus(200)),
+      },
       { name: 'Redis PING', run: () => redisClient.ping().then(() => undefined) },
       { name: 'PostgreSQL SELECT 1', run: () => pg.query('SELECT 1').then(() => undefined) },
       {
@@ -190,7 +193,7 @@ async function main(): Promise<void> {
       {
         name: 'ours: GET /healthz',
         pid: replica.pid,
-        run: () => ours.request('GET', '/healthz', {}).then(expect(200)),
+        run: () => ours.request('GET', '/healthz', {}).then(requireStatus(200)),
       },
       {
         name: 'ours: POST comment',
@@ -203,7 +206,7 @@ async function main(): Promise<void> {
               auth,
               JSON.stringify({ content: `hop ${i}`, timestamp: 1 }),
             )
-            .then(expect(201)),
+            .then(requireStatus(201)),
       },
     ];
     // Warm every path (JIT, connections, prepared statements) before measuring.

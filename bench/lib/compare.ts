@@ -5,6 +5,7 @@
  */
 import { isGenerator, type CostReport } from './cost';
 import { round } from './stats';
+import type { LoopDelay } from './loop-delay';
 
 /** What both servers' results have in common (our result and NchanResult both fit). */
 export interface ComparableRun {
@@ -20,9 +21,9 @@ export interface ComparableRun {
   };
   cost: CostReport;
   /** The generator's own event-loop delay over the post window (it times both servers). */
-  generator_event_loop_delay_post_window: { max_ms: number; p99_ms: number };
+  generator_event_loop_delay_post_window: LoopDelay;
   /** Its subscriber workers' (--workers), which timestamp the arrivals. */
-  generator_workers_event_loop_delay_post_window: { max_ms: number; p99_ms: number }[];
+  generator_workers_event_loop_delay_post_window: LoopDelay[];
 }
 
 /** The generator's longest stall in the window: its main thread or any subscriber worker. */

@@ -1,13 +1,8 @@
 import http from 'node:http';
 import { nowMs, sleep } from './clock';
 import { roundSummary, summarize, round, type Summary } from './stats';
-import {
-  LocalGroup,
-  loopDelayMonitor,
-  WorkerGroup,
-  type LoopDelayReading,
-  type SubscriberGroup,
-} from './subscriber-group';
+import { loopDelayMonitor, type LoopDelay } from './loop-delay';
+import { LocalGroup, WorkerGroup, type SubscriberGroup } from './subscriber-group';
 import { PROTOCOLS, type ServerKind } from './protocol';
 import type { BenchOptions } from './options';
 import type { PoolPlan, PoolResult, Target } from './subscriber-pool';
@@ -105,9 +100,9 @@ export interface LoadResult {
    */
   latencyAfterResponseMs: Summary;
   /** The generator's event-loop delay from the first POST until the deliveries settled. */
-  generatorLoopDelayMs: LoopDelayReading;
+  generatorLoopDelayMs: LoopDelay;
   /** The same for each subscriber worker (--workers), which timestamps the arrivals. */
-  generatorWorkersLoopDelayMs: LoopDelayReading[];
+  generatorWorkersLoopDelayMs: LoopDelay[];
   /** Unique deliveries received by the subscribers of each target. */
   uniquePerTarget: number[];
   postLatencyMs: Summary;
@@ -333,7 +328,7 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
     const settleMs = nowMs() - postsDone;
     const generatorLoopDelay = generatorLoop.read();
     const workerLoopDelays = (await Promise.all(groups.map((g) => g.loopDelay()))).filter(
-      (d): d is LoopDelayReading => d !== null,
+      (d): d is LoopDelay => d !== null,
     );
     const results: PoolResult[] = await Promise.all(groups.map((g) => g.result()));
     if (!allArrived) {

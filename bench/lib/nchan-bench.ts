@@ -6,6 +6,7 @@
 import { fifths } from './table';
 import os from 'node:os';
 import { startNchan, type RunningNchan } from '../../harness/nchan';
+import { DEFAULT_HEARTBEAT_MS } from '../../src/config/config';
 import { startRedisServer } from '../../harness/redis-server';
 import { nowMs, sleep } from './clock';
 import { costReport, cpuReport } from './cost';
@@ -27,10 +28,10 @@ import type { Target } from './subscriber-pool';
 const INSTANCES = 2;
 
 /**
- * Our replicas' heartbeat in the bench (`HEARTBEAT_MS`'s default, 15 s): Nchan pings its
- * streams as often, so both sides pay for keeping proxies awake.
+ * Our replicas' heartbeat in the bench (`HEARTBEAT_MS`'s default): Nchan pings its streams as
+ * often, so both sides pay for keeping proxies awake.
  */
-const PING_INTERVAL_S = 15;
+const PING_INTERVAL_S = DEFAULT_HEARTBEAT_MS / 1000;
 
 /** One measured Nchan run; the same figures under the same names as our run's result. */
 export async function benchNchan(opts: BenchOptions, cleanup: Cleanup) {

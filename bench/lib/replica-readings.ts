@@ -6,6 +6,7 @@ import type { Replica } from '../../harness/replica';
 import { sleep } from './clock';
 import { readRssKb } from './procstat';
 import { round } from './stats';
+import type { LoopDelay } from './loop-delay';
 
 /** Sum of a metric's samples in /metrics text whose labels contain `labels` (null if none). */
 function sumOf(text: string, name: string, labels = ''): number | null {
@@ -57,12 +58,6 @@ function gcTotals(text: string): GcTotals {
     };
   }
   return totals;
-}
-
-/** The longest and the p99 event-loop delay (ms) a replica saw since the previous reading. */
-export interface LoopDelay {
-  max_ms: number;
-  p99_ms: number;
 }
 
 const LOOP_DELAY_METRIC = 'trackcomments_nodejs_eventloop_lag';

@@ -4,7 +4,8 @@ import { cpuReport, costReport, type CostReport } from './cost';
 import type { LoadPhase, LoadResult } from './load';
 import type { BenchOptions } from './options';
 import { cpuBetween, type CpuSnapshot } from './procstat';
-import type { gcBetween, LoopDelay, PhaseCounters } from './replica-readings';
+import type { LoopDelay } from './loop-delay';
+import type { gcBetween, PhaseCounters } from './replica-readings';
 import { round } from './stats';
 
 /** What one pass read at its phases. Every pass waits the same way, so passes compare. */
@@ -39,9 +40,9 @@ export interface LaterPass {
   /** Replicas' event-loop delay in this pass's post window (and its settling). */
   event_loop_delay_post_window: (LoopDelay | null)[];
   /** The generator's event-loop delay in this pass's post window (and its settling). */
-  generator_event_loop_delay_post_window: LoadResult['generatorLoopDelayMs'];
+  generator_event_loop_delay_post_window: LoopDelay;
   /** Each subscriber worker's (--workers), over the same window. */
-  generator_workers_event_loop_delay_post_window: LoadResult['generatorWorkersLoopDelayMs'];
+  generator_workers_event_loop_delay_post_window: LoopDelay[];
   /** Run on replicas restarted before it (--restart-replicas). */
   restarted: boolean;
 }

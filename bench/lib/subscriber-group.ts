@@ -1,8 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { nowMs } from './clock';
-import { round } from './stats';
+import type { LoopDelay } from './loop-delay';
 import {
   SubscriberPool,
   type PoolPlan,
@@ -24,29 +23,8 @@ export interface SubscriberGroup {
   /** Starts reading the event-loop delay of the group's own process (a worker's; none here). */
   startLoopDelay(): Promise<void>;
   /** That process's loop delay since startLoopDelay; null for subscribers in this process. */
-  loopDelay(): Promise<LoopDelayReading | null>;
+  loopDelay(): Promise<LoopDelay | null>;
   close(): Promise<void>;
-}
-
-/** An event-loop delay reading at the replicas' resolution (10 ms: ~10 ms means no stall). */
-export interface LoopDelayReading {
-  max_ms: number;
-  p99_ms: number;
-}
-
-/** Reads this process's event-loop delay from now until `read()`. */
-export function loopDelayMonitor(): { read(): LoopDelayReading } {
-  const histogram = monitorEventLoopDelay({ resolution: 10 });
-  histogram.enable();
-  return {
-    read() {
-      histogram.disable();
-      return {
-        max_ms: round(histogram.max / 1e6, 1),
-        p99_ms: round(histogram.percentile(99) / 1e6, 1),
-      };
-    },
-  };
 }
 
 export const PROGRESS_MS = 50;
@@ -95,7 +73,7 @@ export type FromWorker =
   | { t: 'result'; result: PoolResult }
   | { t: 'pong'; id: number; at: number }
   | { t: 'loop-delay-started' }
-  | { t: 'loop-delay'; reading: LoopDelayReading | null }
+  | { t: 'loop-delay'; reading: LoopDelay | null }
   | { t: 'closed' };
 
 const emptyProgress = (): PoolProgress => ({
@@ -183,7 +161,7 @@ export class WorkerGroup implements SubscriberGroup {
     await this.request({ t: 'loop-delay-start' }, 'loop-delay-started');
   }
 
-  async loopDelay(): Promise<LoopDelayReading | null> {
+  async loopDelay(): Promise<LoopDelay | null> {
     const reply = await this.request({ t: 'loop-delay' }, 'loop-delay');
     return reply.t === 'loop-delay' ? reply.reading : null;
   }

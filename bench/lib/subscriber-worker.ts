@@ -3,7 +3,8 @@
  * parent over IPC. Exits when told to close or when the parent goes away.
  */
 import { nowMs } from './clock';
-import { loopDelayMonitor, PROGRESS_MS, type FromWorker, type ToWorker } from './subscriber-group';
+import { loopDelayMonitor } from './loop-delay';
+import { PROGRESS_MS, type FromWorker, type ToWorker } from './subscriber-group';
 import { SubscriberPool } from './subscriber-pool';
 
 let pool: SubscriberPool | undefined;

@@ -1,6 +1,19 @@
 /** The human-readable table of one run of our service (the JSON has every figure). */
 import type { BenchResult } from './report';
 import { costRows } from './cost';
+import type { LoopDelay } from './loop-delay';
+
+/** The generator's loop delay in a pass: its main thread, then its subscriber workers if any. */
+function generatorLoopDelay(p: {
+  generator_event_loop_delay_post_window: LoopDelay;
+  generator_workers_event_loop_delay_post_window: LoopDelay[];
+}): string {
+  const workers = p.generator_workers_event_loop_delay_post_window;
+  return (
+    JSON.stringify(p.generator_event_loop_delay_post_window) +
+    (workers.length ? `; subscriber workers ${JSON.stringify(workers)}` : '')
+  );
+}
 
 /** Our run's figures as aligned `name  value` rows. */
 export function table(r: BenchResult): string {
@@ -25,8 +38,7 @@ export function table(r: BenchResult): string {
         `${p.cost.servers_total.us_per_post} µs/POST, ${p.cost.servers_total.us_per_delivery} µs/delivery; ` +
         `GC ${JSON.stringify(p.gc_post_window)}; ` +
         `loop delay ${JSON.stringify(p.event_loop_delay_post_window)}; ` +
-        `generator loop delay ${JSON.stringify(p.generator_event_loop_delay_post_window)}, workers ` +
-        `${JSON.stringify(p.generator_workers_event_loop_delay_post_window)}; ` +
+        `generator loop delay ${generatorLoopDelay(p)}; ` +
         `by fifth ${fifths(p.latency_by_fifth_ms)})`,
     ]);
   });
@@ -81,13 +93,7 @@ export function table(r: BenchResult): string {
   rows.push(['gap fills from the log', JSON.stringify(r.gap_fills_post_window)]);
   rows.push(['replica GC pauses, post window', JSON.stringify(r.gc_post_window)]);
   rows.push(['replica event-loop delay', JSON.stringify(r.event_loop_delay_post_window)]);
-  rows.push([
-    'generator event-loop delay',
-    JSON.stringify(r.generator_event_loop_delay_post_window) +
-      (r.generator_workers_event_loop_delay_post_window.length
-        ? `; subscriber workers ${JSON.stringify(r.generator_workers_event_loop_delay_post_window)}`
-        : ''),
-  ]);
+  rows.push(['generator event-loop delay', generatorLoopDelay(r)]);
   if (r.replica_cpu_us_per_delivery) {
     rows.push(['replica CPU per delivery', `${JSON.stringify(r.replica_cpu_us_per_delivery)} µs`]);
   }

@@ -46,6 +46,9 @@ export interface Config {
 
 export class ConfigError extends Error {}
 
+/** `HEARTBEAT_MS` when unset: the contract's "a `: ping` at least every 15 s". */
+export const DEFAULT_HEARTBEAT_MS = 15_000;
+
 const intFrom = (name: string, def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z
     .string()
@@ -87,7 +90,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .optional(),
     AUTH_SECRET: z.string().min(16, 'AUTH_SECRET must be at least 16 characters').optional(),
     ADMIN_TOKEN: z.string().min(16, 'ADMIN_TOKEN must be at least 16 characters').optional(),
-    HEARTBEAT_MS: intFrom('HEARTBEAT_MS', 15000, 10),
+    HEARTBEAT_MS: intFrom('HEARTBEAT_MS', DEFAULT_HEARTBEAT_MS, 10),
     REQUEST_TIMEOUT_MS: intFrom('REQUEST_TIMEOUT_MS', 10000, 100),
     CORS_ORIGINS: z.string().optional(),
     // The demo signs anyone in as anyone: off in production, where DEMO_PAGE=true is refused below.

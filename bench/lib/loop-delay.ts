@@ -1,0 +1,27 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { round } from './stats';
+
+/**
+ * The longest and the p99 event-loop delay (ms) of a process over a window, at the replicas'
+ * resolution (prom-client's 10 ms monitor: ~10 ms means no stall). Read for the replicas (from
+ * /metrics), the generator and its subscriber workers.
+ */
+export interface LoopDelay {
+  max_ms: number;
+  p99_ms: number;
+}
+
+/** Reads this process's event-loop delay from now until `read()`. */
+export function loopDelayMonitor(): { read(): LoopDelay } {
+  const histogram = monitorEventLoopDelay({ resolution: 10 });
+  histogram.enable();
+  return {
+    read() {
+      histogram.disable();
+      return {
+        max_ms: round(histogram.max / 1e6, 1),
+        p99_ms: round(histogram.percentile(99) / 1e6, 1),
+      };
+    },
+  };
+}
