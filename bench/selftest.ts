@@ -12,7 +12,7 @@ import { runLoad } from './lib/load';
 import { PROTOCOLS } from './lib/protocol';
 import { WorkerGroup } from './lib/subscriber-group';
 import { SubscriberPool } from './lib/subscriber-pool';
-import { SseResponseParser, type SseFrame } from './lib/sse-parser';
+import { copyFrame, SseResponseParser, type FrameCopy } from './lib/sse-parser';
 
 const results: { name: string; ok: boolean; detail?: string }[] = [];
 
@@ -27,18 +27,34 @@ async function check(name: string, fn: () => Promise<void> | void): Promise<void
   }
 }
 
-function parseAll(pieces: Buffer[]): {
+/**
+ * Parses `pieces` in order. With `reuseBuffer`, each piece is pushed from one buffer that is
+ * overwritten afterwards, as the pool's shared read buffer is: the parser must keep nothing of it.
+ */
+function parseAll(
+  pieces: Buffer[],
+  reuseBuffer = false,
+): {
   status: number | undefined;
-  frames: SseFrame[];
+  frames: FrameCopy[];
   p: SseResponseParser;
 } {
-  const frames: SseFrame[] = [];
+  const frames: FrameCopy[] = [];
   let status: number | undefined;
   const p = new SseResponseParser(
     (h) => (status = h.status),
-    (f) => frames.push(f),
+    (f) => frames.push(copyFrame(f)),
   );
-  for (const piece of pieces) p.push(piece);
+  const readBuffer = Buffer.alloc(Math.max(0, ...pieces.map((piece) => piece.length)));
+  for (const piece of pieces) {
+    if (!reuseBuffer) {
+      p.push(piece);
+      continue;
+    }
+    piece.copy(readBuffer);
+    p.push(readBuffer.subarray(0, piece.length));
+    readBuffer.fill('#');
+  }
   return { status, frames, p };
 }
 
@@ -71,7 +87,7 @@ const sseBody = (eol: string): string =>
     `id${eol}event: user_typing${eol}data: {}${eol}${eol}`, // empty id resets the last id
   ].join('');
 
-const expectedFrames: SseFrame[] = [
+const expectedFrames: FrameCopy[] = [
   { id: undefined, event: 'connected', data: '{"type":"connected","message":"héllo ✓"}' },
   { id: '41', event: 'new_comment', data: '{"a":1}' },
   { id: '41', event: 'message', data: 'line1\nline2\n' },
@@ -100,6 +116,12 @@ async function parserTests(): Promise<void> {
       await check(`parser: every 2-way split (${label})`, () => {
         for (let cut = 0; cut <= bytes.length; cut++) {
           const r = parseAll([bytes.subarray(0, cut), bytes.subarray(cut)]);
+          assert.deepEqual(r.frames, expectedFrames, `split at ${cut}`);
+        }
+      });
+      await check(`parser: every 2-way split, read into one reused buffer (${label})`, () => {
+        for (let cut = 0; cut <= bytes.length; cut++) {
+          const r = parseAll([bytes.subarray(0, cut), bytes.subarray(cut)], true);
           assert.deepEqual(r.frames, expectedFrames, `split at ${cut}`);
         }
       });

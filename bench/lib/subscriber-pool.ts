@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { nowMs } from './clock';
 import { PROTOCOLS, type Protocol, type ServerKind } from './protocol';
-import { SseResponseParser, type ResponseHead, type SseFrame } from './sse-parser';
+import { indexOfWithin, SseResponseParser, type ResponseHead, type SseFrame } from './sse-parser';
 
 /** Where every subscriber socket of this process reads into (see open()). */
 const SHARED_READ_BUFFER = Buffer.alloc(64 * 1024);
@@ -67,6 +67,31 @@ export interface PoolResult extends PoolProgress {
   connectMs: Float64Array;
 }
 
+const NONE_SEEN = new Uint8Array(0);
+/** Comment numbers above this are not the bench's (a run posts far fewer). */
+const MAX_COMMENT_NO = 10_000_000;
+
+/** The decimal number at `buf[pos]` ending at a non-digit, or -1 (none, or implausibly large). */
+function readCommentNo(buf: Buffer, pos: number, end: number): number {
+  let n = 0;
+  let digits = 0;
+  for (; pos < end; pos++) {
+    const d = buf[pos]! - 48;
+    if (d < 0 || d > 9) break;
+    n = n * 10 + d;
+    if (n > MAX_COMMENT_NO) return -1;
+    digits++;
+  }
+  return digits > 0 ? n : -1;
+}
+
+/** `seen` with room for index `n` (doubling, so a run of comments grows it a few times). */
+function grown(seen: Uint8Array, n: number): Uint8Array {
+  const next = new Uint8Array(Math.max(n + 1, seen.length * 2, 64));
+  next.set(seen);
+  return next;
+}
+
 class GrowableLog {
   comment = new Int32Array(1024);
   at = new Float64Array(1024);
@@ -106,7 +131,8 @@ interface SubscriberState {
   everConnected: boolean;
   lastEventId: string | undefined;
   lastSeq: number;
-  seen: Set<number>;
+  /** Comment numbers received: one byte each, grown on demand. */
+  seen: Uint8Array;
   openedAt: number;
   /** Resolves the open slot once `connected` arrived or the attempt failed. */
   settle: (() => void) | undefined;
@@ -120,8 +146,8 @@ interface SubscriberState {
 export class SubscriberPool {
   private readonly subs: SubscriberState[];
   private readonly log = new GrowableLog();
-  private readonly marker: string;
-  private readonly trackMarkers: string[];
+  private readonly marker: Buffer;
+  private readonly trackMarkers: Buffer[];
   private closing = false;
   private connectedNow = 0;
   private everConnected = 0;
@@ -141,8 +167,8 @@ export class SubscriberPool {
 
   constructor(private readonly plan: PoolPlan) {
     this.protocol = PROTOCOLS[plan.server ?? 'trackcomments'];
-    this.marker = `bench:${plan.runTag}:`;
-    this.trackMarkers = plan.trackIds.map((t) => `"track_id":${JSON.stringify(t)}`);
+    this.marker = Buffer.from(`bench:${plan.runTag}:`);
+    this.trackMarkers = plan.trackIds.map((t) => Buffer.from(`"track_id":${JSON.stringify(t)}`));
     this.subs = plan.subscribers.map(([index, trackSlot, targetSlot, userSlot], slot) => ({
       slot,
       index,
@@ -154,7 +180,7 @@ export class SubscriberPool {
       everConnected: false,
       lastEventId: undefined,
       lastSeq: -1,
-      seen: new Set<number>(),
+      seen: NONE_SEEN,
       openedAt: 0,
       settle: undefined,
     }));
@@ -330,25 +356,24 @@ export class SubscriberPool {
         sub.lastSeq = Math.max(sub.lastSeq, seq);
         sub.lastEventId = frame.id;
       }
-      const data = frame.data;
-      if (!data.includes(this.trackMarkers[sub.trackSlot]!)) {
+      // The data stays bytes: two native searches and the digits after the marker.
+      const { dataBuf: buf, dataStart: start, dataEnd: end } = frame;
+      if (indexOfWithin(buf, this.trackMarkers[sub.trackSlot]!, start, end) < 0) {
         this.misrouted++; // not a delivery: the subscriber never asked for that track
         return;
       }
-      const m = data.indexOf(this.marker);
-      if (m < 0) {
+      const m = indexOfWithin(buf, this.marker, start, end);
+      const commentNo = m < 0 ? -1 : readCommentNo(buf, m + this.marker.length, end);
+      if (commentNo < 0) {
         this.foreign++;
         return;
       }
-      const commentNo = parseInt(
-        data.slice(m + this.marker.length, m + this.marker.length + 12),
-        10,
-      );
-      if (sub.seen.has(commentNo)) {
+      if (commentNo < sub.seen.length && sub.seen[commentNo] === 1) {
         this.duplicates++;
         return;
       }
-      sub.seen.add(commentNo);
+      if (commentNo >= sub.seen.length) sub.seen = grown(sub.seen, commentNo);
+      sub.seen[commentNo] = 1;
       this.log.add(commentNo, at, sub.index);
       return;
     }
