@@ -42,17 +42,6 @@ export function indexOfWithin(buf: Buffer, needle: Buffer, start: number, end: n
   return i >= 0 && i + needle.length <= end ? i : -1;
 }
 
-class MutableFrame implements SseFrame {
-  id: string | undefined = undefined;
-  event = 'message';
-  dataBuf: Buffer = EMPTY;
-  dataStart = 0;
-  dataEnd = 0;
-  get data(): string {
-    return this.dataBuf.toString('utf8', this.dataStart, this.dataEnd);
-  }
-}
-
 export interface ResponseHead {
   status: number;
   headers: Record<string, string>;
@@ -75,6 +64,19 @@ function bytesAre(buf: Buffer, start: number, end: number, word: Buffer): boolea
   for (let i = 0; i < word.length; i++) if (buf[start + i] !== word[i]) return false;
   return true;
 }
+
+/** The one frame object a parser hands out, rewritten for each event. */
+class MutableFrame implements SseFrame {
+  id: string | undefined = undefined;
+  event = 'message';
+  dataBuf: Buffer = EMPTY;
+  dataStart = 0;
+  dataEnd = 0;
+  get data(): string {
+    return this.dataBuf.toString('utf8', this.dataStart, this.dataEnd);
+  }
+}
+
 /** Bytes of a non-200 body kept for the error message. */
 const ERROR_BODY_LIMIT = 1024;
 
