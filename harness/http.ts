@@ -23,7 +23,8 @@ export function httpRequest(
   method: string,
   opts: {
     headers?: Record<string, string>;
-    body?: string;
+    /** Sent as is: a Buffer carries bytes a string could not (text that is not UTF-8). */
+    body?: string | Buffer;
     localAddress?: string;
     timeoutMs?: number;
   } = {},

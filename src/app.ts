@@ -18,7 +18,7 @@ import { errorHandler, sendError } from './http/errors';
 import { httpLogger } from './http/logging';
 import { crossOriginProtection } from './http/cross-origin';
 import { routeExactly } from './http/exact-routing';
-import { BODY_LIMIT_BYTES, jsonBodyParser } from './http/validation';
+import { formBodyParser, jsonBodyParser } from './http/validation';
 import { responseHeaderSteps } from './http/response-headers';
 
 export interface AppDeps {
@@ -62,7 +62,7 @@ export function buildApp(deps: AppDeps): Express {
   // Before any body is read or any route runs: a refused write changes nothing.
   app.use(crossOriginProtection(config.corsOrigins));
   app.use(jsonBodyParser());
-  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT_BYTES, parameterLimit: 20 }));
+  app.use(formBodyParser());
 
   app.use(opsRoutes({ readiness: deps.readiness, metrics }));
   // Public in every mode: the API's description holds nothing the contract does not publish.

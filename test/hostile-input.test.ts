@@ -27,6 +27,19 @@ const OPAQUE = 'acc.opaque-Track~1';
 /** Not storable as sent: lone surrogates (high, low, reversed pair, at the end) and NUL. */
 const MALFORMED = ['x \ud800', '\udc00 y', 'a\udc00\ud800b', 'end \ud83d', 'nul \u0000 inside'];
 
+/**
+ * Bytes that are not UTF-8: a lone surrogate's encoding, an overlong `/`, a cut-off sequence,
+ * a stray continuation byte, a byte UTF-8 never uses, and a code point past U+10FFFF.
+ */
+const NOT_UTF8 = [
+  [0xed, 0xa0, 0x80],
+  [0xc0, 0xaf],
+  [0xe2, 0x82],
+  [0x80],
+  [0xff],
+  [0xf4, 0x90, 0x80, 0x80],
+];
+
 /** Well-formed text that must be stored and served exactly (through jsonb too). */
 const WELL_FORMED = [
   'astral 🎧 𝄞 and a pair \ud83c\udfa7',
@@ -143,7 +156,7 @@ describe.each(DB_TARGETS)('on %s', (kind, makeTarget) => {
       );
       expect((await admin(`/api/admin/users/${300 + i}`, { username: `u_${i}` })).status).toBe(201);
     }
-    // A form carries NUL as %00 (it cannot carry a lone surrogate: invalid UTF-8 decodes to U+FFFD).
+    // A form carries NUL as %00 (a lone surrogate's bytes are not UTF-8: the next test).
     const form = await httpRequest(`${running.url}${commentsOf(TRACK)}`, 'POST', {
       headers: {
         Authorization: `Bearer ${tokens.author}`,
@@ -154,6 +167,66 @@ describe.each(DB_TARGETS)('on %s', (kind, makeTarget) => {
     expectError(form, 400, 'invalid_input');
     // Nothing was written, and the comment the PATCHes named is unchanged.
     expect(await list(TRACK)).toEqual(before);
+    await stillServes(TRACK);
+  });
+
+  test('a body whose bytes are not UTF-8 is 400 invalid_input on every path, never stored as U+FFFD', async () => {
+    const original = (await api('POST', commentsOf(TRACK), { content: 'kept as it was' })).json as {
+      comment: CommentJson;
+    };
+    const before = await list(TRACK);
+    const send = (method: string, path: string, type: string, body: Buffer) =>
+      httpRequest(`${running.url}${path}`, method, {
+        headers: { Authorization: `Bearer ${tokens.author}`, 'Content-Type': type },
+        body,
+      });
+    const json = (bytes: number[]) =>
+      Buffer.concat([Buffer.from('{"content":"a'), Buffer.from(bytes), Buffer.from('b"}')]);
+    // Each of these once decoded as U+FFFD (UTF-8 decoders replace what they cannot read).
+    for (const bytes of NOT_UTF8) {
+      const hex = bytes.map((b) => `%${b.toString(16).padStart(2, '0').toUpperCase()}`).join('');
+      const form = Buffer.from(`content=a${hex}b`);
+      const raw = Buffer.concat([Buffer.from('content=a'), Buffer.from(bytes), Buffer.from('b')]);
+      const answers = [
+        // The lean path (plain JSON), then express: JSON with a query, a +json type, a PATCH.
+        await send('POST', commentsOf(TRACK), 'application/json', json(bytes)),
+        await send('POST', `${commentsOf(TRACK)}?via=app`, 'application/json', json(bytes)),
+        await send('POST', commentsOf(TRACK), 'application/merge-patch+json', json(bytes)),
+        await send(
+          'PATCH',
+          `/api/comments/${original.comment.id}`,
+          'application/json',
+          json(bytes),
+        ),
+        // Forms: percent-encoded bytes and raw bytes.
+        await send('POST', commentsOf(TRACK), 'application/x-www-form-urlencoded', form),
+        await send('POST', commentsOf(TRACK), 'application/x-www-form-urlencoded', raw),
+        await send(
+          'PATCH',
+          `/api/comments/${original.comment.id}`,
+          'application/x-www-form-urlencoded',
+          form,
+        ),
+      ];
+      for (const answer of answers) {
+        expectError(answer, 400, 'invalid_input');
+        expect((answer.json as { error: { message: string } }).error.message).toMatch(/UTF-8/);
+      }
+    }
+    expect(await list(TRACK)).toEqual(before);
+    // U+FFFD itself, sent as its UTF-8 bytes, is ordinary text: stored as sent on both paths.
+    const replacement = [0xef, 0xbf, 0xbd];
+    const viaJson = await send('POST', commentsOf(TRACK), 'application/json', json(replacement));
+    const viaForm = await send(
+      'POST',
+      commentsOf(TRACK),
+      'application/x-www-form-urlencoded',
+      Buffer.from('content=a%EF%BF%BDb'),
+    );
+    for (const answer of [viaJson, viaForm]) {
+      expect(answer.status).toBe(201);
+      expect((answer.json as { comment: CommentJson }).comment.content).toBe('a\ufffdb');
+    }
     await stillServes(TRACK);
   });
 

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { HttpError, describeZodError } from './errors';
@@ -8,12 +9,74 @@ export type BodyKind = 'json' | 'form';
 /** Largest request body accepted (JSON or form). */
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
+const notUtf8 = () => new HttpError(400, 'invalid_input', 'request body is not valid UTF-8');
+
+/**
+ * Body parsers' `verify` for JSON: a UTF-8 body must be UTF-8. Decoding would turn what is not
+ * into U+FFFD and store text the client never wrote (contract section 7: text is well-formed,
+ * otherwise 400). Other Unicode charsets decode lone surrogates as such, which the field
+ * validation refuses.
+ */
+export function refuseNonUtf8Json(_req: unknown, _res: unknown, body: Buffer, charset: string) {
+  if (/^utf-?8$/i.test(charset) && !isUtf8(body)) throw notUtf8();
+}
+
+const PERCENT = 0x25;
+const hexValue = (byte: number): number => {
+  if (byte >= 0x30 && byte <= 0x39) return byte - 0x30;
+  const lower = byte | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1;
+};
+
+/**
+ * The bytes a form body stands for: `%XX` escapes decoded, everything else as sent (`+` and
+ * malformed escapes are ASCII either way). Separators are ASCII too, so these bytes are UTF-8
+ * exactly when every name and value decodes without U+FFFD standing in for something.
+ */
+export function formBodyBytes(body: Buffer): Buffer {
+  if (!body.includes(PERCENT)) return body;
+  const out = Buffer.allocUnsafe(body.length);
+  let n = 0;
+  for (let i = 0; i < body.length; i++) {
+    const byte = body[i]!;
+    if (byte === PERCENT && i + 2 < body.length) {
+      const hi = hexValue(body[i + 1]!);
+      const lo = hexValue(body[i + 2]!);
+      if (hi >= 0 && lo >= 0) {
+        out[n++] = hi * 16 + lo;
+        i += 2;
+        continue;
+      }
+    }
+    out[n++] = byte;
+  }
+  return out.subarray(0, n);
+}
+
+/** Body parsers' `verify` for forms (always UTF-8): what the escapes stand for must be UTF-8. */
+export function refuseNonUtf8Form(_req: unknown, _res: unknown, body: Buffer) {
+  if (!isUtf8(formBodyBytes(body))) throw notUtf8();
+}
+
 /**
  * The JSON body parser (strict: an object or array; UTF-8; `BODY_LIMIT_BYTES`): the app mounts
  * it, and the lean comment path reads its bodies with it, so both parse alike.
  */
 export const jsonBodyParser = () =>
-  express.json({ limit: BODY_LIMIT_BYTES, type: ['application/json', 'application/*+json'] });
+  express.json({
+    limit: BODY_LIMIT_BYTES,
+    type: ['application/json', 'application/*+json'],
+    verify: refuseNonUtf8Json,
+  });
+
+/** The form body parser the app mounts (flat fields, at most 20, `BODY_LIMIT_BYTES`). */
+export const formBodyParser = () =>
+  express.urlencoded({
+    extended: false,
+    limit: BODY_LIMIT_BYTES,
+    parameterLimit: 20,
+    verify: refuseNonUtf8Form,
+  });
 
 /**
  * Refuses bodies of other media types with 415 (before parsing). A request
