@@ -25,6 +25,7 @@ import { nowMs, sleep } from './lib/clock';
 import { readCpuMs } from './lib/procstat';
 import { seedCatalog } from './lib/seed';
 import { round, summarize } from './lib/stats';
+import { alignedColumns } from './lib/table';
 
 const log = (line: string) => process.stderr.write(`[hop-latency] ${line}\n`);
 
@@ -237,8 +238,7 @@ function printTable(results: HopResult[], gaps: number[]): void {
       cpu.length ? cpu.join(' / ') : '',
     ]);
   }
-  const widths = head.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c]!)).join('  '));
+  console.log(alignedColumns(rows, 'end'));
 }
 
 main().then(

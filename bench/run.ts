@@ -280,8 +280,7 @@ async function bench(opts: BenchOptions, cleanup: Cleanup) {
       cost: costReport(window, again.comments.posted, again.deliveries.unique),
       gc_post_window: gcOfPass(at),
       event_loop_delay_post_window: loopDelayOfPass(at),
-      generator_event_loop_delay_post_window: again.generatorLoopDelayMs,
-      generator_workers_event_loop_delay_post_window: again.generatorWorkersLoopDelayMs,
+      ...again.generatorLoopDelays,
       restarted: opts.restartReplicas,
     });
   }

@@ -5,10 +5,11 @@
  */
 import { isGenerator, type CostReport } from './cost';
 import { round } from './stats';
-import type { LoopDelay } from './loop-delay';
+import { alignedColumns } from './table';
+import { generatorLoopMaxMs, type GeneratorLoopDelays } from './loop-delay';
 
 /** What both servers' results have in common (our result and NchanResult both fit). */
-export interface ComparableRun {
+export interface ComparableRun extends GeneratorLoopDelays {
   latency_ms: { p50: number; p90: number; p99: number; max: number };
   /** p50/p99 of each fifth of the comments, in post order. */
   latency_by_fifth_ms: { p50: number; p99: number }[];
@@ -20,18 +21,6 @@ export interface ComparableRun {
     processes: Record<string, { cpu_ms: number }>;
   };
   cost: CostReport;
-  /** The generator's own event-loop delay over the post window (it times both servers). */
-  generator_event_loop_delay_post_window: LoopDelay;
-  /** Its subscriber workers' (--workers), which timestamp the arrivals. */
-  generator_workers_event_loop_delay_post_window: LoopDelay[];
-}
-
-/** The generator's longest stall in the window: its main thread or any subscriber worker. */
-export function generatorLoopMaxMs(r: ComparableRun): number {
-  return Math.max(
-    r.generator_event_loop_delay_post_window.max_ms,
-    ...r.generator_workers_event_loop_delay_post_window.map((d) => d.max_ms),
-  );
 }
 
 export interface ComparePair {
@@ -162,6 +151,5 @@ export function compareTable(pairs: ComparePair[]): string {
     rows.push(ratioLine('ours/nchan', pairRatios(p)));
   });
   if (pairs.length > 1) rows.push(ratioLine('median ratio', medianRatios(pairs)));
-  const widths = header.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => cell.padStart(widths[c]!)).join('  ')).join('\n');
+  return alignedColumns(rows, 'start');
 }

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { nowMs, sleep } from './clock';
 import { roundSummary, summarize, round, type Summary } from './stats';
-import { loopDelayMonitor, type LoopDelay } from './loop-delay';
+import { loopDelayMonitor, type GeneratorLoopDelays, type LoopDelay } from './loop-delay';
 import { LocalGroup, WorkerGroup, type SubscriberGroup } from './subscriber-group';
 import { PROTOCOLS, type ServerKind } from './protocol';
 import type { BenchOptions } from './options';
@@ -99,10 +99,11 @@ export interface LoadResult {
    * first). Separates fan-out from the time the POST itself took.
    */
   latencyAfterResponseMs: Summary;
-  /** The generator's event-loop delay from the first POST until the deliveries settled. */
-  generatorLoopDelayMs: LoopDelay;
-  /** The same for each subscriber worker (--workers), which timestamps the arrivals. */
-  generatorWorkersLoopDelayMs: LoopDelay[];
+  /**
+   * The generator's event-loop delay from the first POST until the deliveries settled (its
+   * main thread and each subscriber worker), under the names the results report it by.
+   */
+  generatorLoopDelays: GeneratorLoopDelays;
   /** Unique deliveries received by the subscribers of each target. */
   uniquePerTarget: number[];
   postLatencyMs: Summary;
@@ -436,8 +437,10 @@ export async function runLoad(cfg: LoadConfig): Promise<LoadResult> {
         0,
       ),
       settleMs: round(settleMs, 0),
-      generatorLoopDelayMs: generatorLoopDelay,
-      generatorWorkersLoopDelayMs: workerLoopDelays,
+      generatorLoopDelays: {
+        generator_event_loop_delay_post_window: generatorLoopDelay,
+        generator_workers_event_loop_delay_post_window: workerLoopDelays,
+      },
       allArrived,
       clock: { offsetMsMaxAbs: round(clock.offsetMsMaxAbs, 4), rttMsMax: round(clock.rttMsMax, 3) },
     };

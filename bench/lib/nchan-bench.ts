@@ -134,8 +134,7 @@ export async function benchNchan(opts: BenchOptions, cleanup: Cleanup) {
     /** As ours: a tail in the first fifth only is a cold start, on either side. */
     latency_by_fifth_ms: load.latencyBySliceMs,
     latency_after_post_response_ms: load.latencyAfterResponseMs,
-    generator_event_loop_delay_post_window: load.generatorLoopDelayMs,
-    generator_workers_event_loop_delay_post_window: load.generatorWorkersLoopDelayMs,
+    ...load.generatorLoopDelays,
     deliveries: {
       expected: load.deliveries.expected,
       unique: load.deliveries.unique,

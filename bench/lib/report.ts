@@ -4,7 +4,7 @@ import { cpuReport, costReport, type CostReport } from './cost';
 import type { LoadPhase, LoadResult } from './load';
 import type { BenchOptions } from './options';
 import { cpuBetween, type CpuSnapshot } from './procstat';
-import type { LoopDelay } from './loop-delay';
+import type { GeneratorLoopDelays, LoopDelay } from './loop-delay';
 import type { gcBetween, PhaseCounters } from './replica-readings';
 import { round } from './stats';
 
@@ -27,8 +27,11 @@ interface RssReport {
   per_stream_kb: number;
 }
 
-/** A later pass's figures (the run's own are the first pass's). */
-export interface LaterPass {
+/**
+ * A later pass's figures (the run's own are the first pass's), with the generator's loop delay
+ * over the pass's post window and its settling.
+ */
+export interface LaterPass extends GeneratorLoopDelays {
   latency_ms: LoadResult['latencyMs'];
   latency_by_fifth_ms: LoadResult['latencyBySliceMs'];
   post_latency_ms: LoadResult['postLatencyMs'];
@@ -39,10 +42,6 @@ export interface LaterPass {
   gc_post_window: ReturnType<typeof gcBetween>[];
   /** Replicas' event-loop delay in this pass's post window (and its settling). */
   event_loop_delay_post_window: (LoopDelay | null)[];
-  /** The generator's event-loop delay in this pass's post window (and its settling). */
-  generator_event_loop_delay_post_window: LoopDelay;
-  /** Each subscriber worker's (--workers), over the same window. */
-  generator_workers_event_loop_delay_post_window: LoopDelay[];
   /** Run on replicas restarted before it (--restart-replicas). */
   restarted: boolean;
 }
@@ -190,8 +189,7 @@ export function buildReport(f: RunFacts) {
      * short loop delay waited somewhere else (the database, the OS, the generator).
      */
     event_loop_delay_post_window: f.loopDelayFirstPass,
-    generator_event_loop_delay_post_window: load.generatorLoopDelayMs,
-    generator_workers_event_loop_delay_post_window: load.generatorWorkersLoopDelayMs,
+    ...load.generatorLoopDelays,
     cpu_connect_phase: cpuReport(connectPhase),
     /** Every stream open, nothing posted: the cost of idle streams (and of anything polling). */
     cpu_idle_with_streams: cpuReport(cpuBetween(snaps.connected!, f.first.idleEnd!)),

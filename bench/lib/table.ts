@@ -1,13 +1,10 @@
 /** The human-readable table of one run of our service (the JSON has every figure). */
 import type { BenchResult } from './report';
 import { costRows } from './cost';
-import type { LoopDelay } from './loop-delay';
+import type { GeneratorLoopDelays } from './loop-delay';
 
 /** The generator's loop delay in a pass: its main thread, then its subscriber workers if any. */
-function generatorLoopDelay(p: {
-  generator_event_loop_delay_post_window: LoopDelay;
-  generator_workers_event_loop_delay_post_window: LoopDelay[];
-}): string {
+function generatorLoopDelay(p: GeneratorLoopDelays): string {
   const workers = p.generator_workers_event_loop_delay_post_window;
   return (
     JSON.stringify(p.generator_event_loop_delay_post_window) +
@@ -110,6 +107,17 @@ export function table(r: BenchResult): string {
   ]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+}
+
+/**
+ * Rows (the first is the header) as columns padded to their widest cell, two spaces apart:
+ * `start` right-aligns (figures), `end` left-aligns (names).
+ */
+export function alignedColumns(rows: string[][], pad: 'start' | 'end'): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const fit = (cell: string, c: number) =>
+    pad === 'start' ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!);
+  return rows.map((r) => r.map(fit).join('  ')).join('\n');
 }
 
 /** "p50/p99 | p50/p99 | ..." for the slices of a post window. */

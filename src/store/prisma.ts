@@ -61,7 +61,7 @@ export function createDatabase(
       : {}),
   });
   // An idle connection that breaks is dropped by the pool; the next query opens another.
-  pool.on('error', () => undefined);
+  pool.on('error', noop);
   const adapter = new PrismaPg(pool, {
     disposeExternalPool: true,
     ...(names ? { statementNameGenerator: names } : {}),
